@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both work on a fresh Debian machine as root or with sudo.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo lint unit venv deps chrony clean fixtures
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,gpiod]'
+	touch $@
+
+venv: $(STAMP)
+
+# chrony from Debian's packages (the end-to-end tests and the demo need chronyd).
+chrony:
+	@command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || { \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chrony; }
+	@# The package starts the system chronyd; our tests run their own private one.
+
+deps: venv chrony
+
+lint: venv
+	$(VENV)/bin/ruff check dcf77shm tests bench fixtures
+	$(VENV)/bin/mypy --strict dcf77shm
+
+unit: venv
+	$(VENV)/bin/pytest -q
+
+test: deps lint unit
+
+demo: deps
+	$(PY) -m dcf77shm.demo
+
+fixtures: venv
+	$(PY) fixtures/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

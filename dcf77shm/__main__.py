@@ -1,0 +1,3 @@
+from dcf77shm.cli import main
+
+main()

@@ -1,0 +1,307 @@
+"""The command line: thin click commands that parse options and call the library."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import random
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from dcf77shm import __version__
+from dcf77shm.edgelog import read_edges, write_edges
+from dcf77shm.errors import BadInput, Dcf77Error
+from dcf77shm.model import MinuteReport, Polarity
+from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
+from dcf77shm.report import TABLE_HEADER, Summary, json_line, table_line
+
+POLARITY = click.Choice([p.value for p in Polarity])
+
+
+def _fail(msg: str, status: int) -> NoReturn:
+    click.echo(f"dcf77shm: {msg}", err=True)
+    sys.exit(status)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dcf77shm")
+def cli() -> None:
+    """DCF77 radio-clock refclock driver for chrony."""
+
+
+# --- decode ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines: sample, minute and lock records."
+)
+@click.option(
+    "--polarity",
+    type=POLARITY,
+    default="auto",
+    show_default=True,
+    help="Line level while the carrier is reduced; auto detects it.",
+)
+@click.option(
+    "--decoder",
+    type=click.Choice(sorted(DECODERS)),
+    default=DEFAULT_DECODER,
+    show_default=True,
+    help="Bit/frame/lock stage.",
+)
+def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) -> None:
+    """Replay edge logs through the pipeline that `run` uses.
+
+    Each FILE is decoded on its own, in order, by a fresh pipeline.  Every file
+    is read and checked before anything is printed.
+    """
+    logs = [(f, read_edges(f)) for f in files]
+    out = sys.stdout
+    for f, edges in logs:
+        pipe = Pipeline(Polarity(polarity), decoder)
+        summary = Summary(first_edge_ns=edges[0].time_ns if edges else None)
+        if not as_json:
+            out.write(f"{f}: {len(edges)} edges\n{TABLE_HEADER}\n")
+        for edge in edges:
+            for ev in pipe.feed(edge):
+                summary.add(ev)
+                if as_json:
+                    out.write(json_line(ev) + "\n")
+                elif isinstance(ev, MinuteReport):
+                    out.write(table_line(ev, summary.take_minute_samples()) + "\n")
+        if not as_json:
+            out.write(f"polarity: {pipe.polarity.value}\n")
+            for line in summary.lines():
+                out.write(line + "\n")
+
+
+# --- simulate ----------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    m = _DURATION.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise BadInput(
+            f"bad duration {text!r}: use seconds or a number with s, m, h or d (e.g. 90m)"
+        )
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def parse_utc(text: str, what: str) -> int:
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(
+            f"bad {what} {text!r}: use ISO 8601 UTC, e.g. 2024-03-31T00:30:00Z"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp())
+
+
+def parse_fade(text: str) -> tuple[float, float]:
+    try:
+        a, b = text.split(":")
+        start, length = float(a), float(b)
+    except ValueError:
+        raise BadInput(f"bad --fade {text!r}: use START:LENGTH in seconds, e.g. 600:90") from None
+    if start < 0 or length <= 0:
+        raise BadInput(f"bad --fade {text!r}: START must be >= 0 and LENGTH > 0")
+    return start, length
+
+
+def parse_leap_day(text: str) -> int:
+    """A leap second inserted at the end of UTC day TEXT: returns the POSIX second after it."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"bad --leap-second {text!r}: use the UTC date, e.g. 2016-12-31") from None
+    nxt = day + dt.timedelta(days=1)
+    return calendar.timegm((nxt.year, nxt.month, nxt.day, 0, 0, 0))
+
+
+def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]:
+    def check(_ctx: Any, _param: Any, value: float) -> float:
+        if not lo <= value <= hi:
+            raise click.BadParameter(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return check
+
+
+@cli.command()
+@click.option(
+    "--start",
+    default="random",
+    show_default=True,
+    help="UTC start, ISO 8601 (2024-03-31T00:30:00Z), or 'random' (from --seed).",
+)
+@click.option("--duration", default="1h", show_default=True, help="Length: 3600, 90s, 60m, 1h, 1d.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Edge log to write (.gz compresses).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--delay-ms", type=float, default=0.0, show_default=True, help="Receiver delay.")
+@click.option(
+    "--jitter-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_rate("jitter", 0, 200),
+    help="Sigma of the leading edge.",
+)
+@click.option("--width-bias-ms", type=float, default=0.0, show_default=True)
+@click.option(
+    "--width-spread-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_rate("spread", 0, 100),
+)
+@click.option(
+    "--glitch-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_rate("glitch", 0, 100),
+    help="Glitches per second.",
+)
+@click.option(
+    "--glitch-ms",
+    type=float,
+    default=10.0,
+    show_default=True,
+    callback=_rate("glitch-ms", 0.01, 1000),
+    help="Mean glitch length.",
+)
+@click.option(
+    "--drop-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_rate("drop", 0, 1),
+    help="Probability a pulse is missing.",
+)
+@click.option(
+    "--flip-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_rate("flip", 0, 1),
+    help="Probability a pulse has the other width.",
+)
+@click.option("--fade", "fades", multiple=True, help="START:LENGTH seconds without pulses.")
+@click.option("--polarity", type=click.Choice(["high", "low"]), default="high", show_default=True)
+@click.option(
+    "--leap-second",
+    "leaps",
+    multiple=True,
+    help="Insert a leap second at the end of this UTC date (2016-12-31).",
+)
+@click.option(
+    "--leap-clock",
+    type=click.Choice(["step", "run"]),
+    default="step",
+    show_default=True,
+    help="System clock at the leap: kernel steps back, or runs on.",
+)
+@click.option(
+    "--clock-offset-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="System clock minus true time.",
+)
+@click.option(
+    "--rate-ppm",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_rate("ppm", -10000, 10000),
+    help="System-clock rate error.",
+)
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the true label of every second mark (JSON Lines).",
+)
+def simulate(
+    start: str,
+    duration: str,
+    output: Path,
+    seed: int,
+    fades: tuple[str, ...],
+    leaps: tuple[str, ...],
+    polarity: str,
+    leap_clock: str,
+    truth: Path | None,
+    **knobs: float,
+) -> None:
+    """Write a simulated receiver's edge log (deterministic with --seed)."""
+    from dcf77shm.simulate import LeapClock, SimParams
+    from dcf77shm.simulate import simulate as run_sim
+
+    start_s = (
+        random.Random(seed).randrange(946684800, 4102444800 - 86400)
+        if start == "random"
+        else parse_utc(start, "--start")
+    )
+    params = SimParams(
+        start_s=start_s,
+        duration_s=parse_duration(duration),
+        fades=tuple(parse_fade(f) for f in fades),
+        polarity=Polarity(polarity),
+        leap_second_ends=frozenset(parse_leap_day(d) for d in leaps),
+        leap_clock=LeapClock(leap_clock),
+        seed=seed,
+        **knobs,
+    )
+    result = run_sim(params)
+    start_iso = dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat().replace("+00:00", "Z")
+    comments = [
+        f"simulated by dcf77shm {__version__}: start {start_iso}, "
+        + ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()) if v)
+        + f", seed={seed}"
+    ]
+    write_edges(output, result.edges, comments)
+    if truth is not None:
+        with truth.open("w", encoding="utf-8") as f:
+            for m in result.marks:
+                f.write(json.dumps({"label_s": m.label_s, "sys_ns": m.sys_ns, "bit": m.bit}) + "\n")
+    click.echo(
+        f"wrote {len(result.edges)} edges, {len(result.marks)} second marks from "
+        f"{start_iso} to {output}",
+        err=True,
+    )
+
+
+# --- entry point -------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="dcf77shm", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.ClickException as e:
+        _fail(e.format_message().replace("\n", " "), 2 if e.exit_code in (1, 2) else e.exit_code)
+    except Dcf77Error as e:
+        _fail(str(e), e.exit_status)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(0)

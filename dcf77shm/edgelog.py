@@ -1,0 +1,145 @@
+"""Edge log, version 1 (INTERFACES §1): read and write.
+
+A reader refuses a bad file as a whole, with one line naming the file, the
+line number and the problem, before anything is decoded from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, cast
+
+from dcf77shm.errors import BadInput
+from dcf77shm.model import Edge
+
+HEADER = "# dcf77shm edges v1"
+
+
+def _read_bytes(p: Path) -> bytes:
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise BadInput(f"{p}: cannot read: {e.strerror or e}") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise BadInput(f"{p}: truncated or corrupt gzip data ({e})") from None
+    return data
+
+
+def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
+    """Read a whole edge log, or raise :class:`BadInput` with one clear line."""
+    p = Path(path)
+    lines = _read_bytes(p).split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER!r}")
+    edges: list[Edge] = []
+    last: int | None = None
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
+        if lineno == 1:
+            if line != HEADER:
+                raise BadInput(f"{p}:1: missing header: the first line must be {HEADER!r}")
+            continue
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise BadInput(f"{p}:{lineno}: expected '<time_ns> <level>', got {line.strip()!r}")
+        t_s, l_s = parts
+        if not _is_int(t_s):
+            raise BadInput(f"{p}:{lineno}: time_ns {t_s!r} is not an integer")
+        if l_s not in ("0", "1"):
+            raise BadInput(f"{p}:{lineno}: level {l_s!r} is not 0 or 1")
+        t = int(t_s)
+        if last is not None and t < last:
+            raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
+        last = t
+        edges.append(Edge(t, int(l_s)))
+    return edges
+
+
+def _is_int(s: str) -> bool:
+    if s.startswith("-"):
+        s = s[1:]
+    return s.isascii() and s.isdigit()
+
+
+def format_edges(edges: Iterable[Edge], comments: Iterable[str] = ()) -> Iterator[str]:
+    yield HEADER + "\n"
+    for c in comments:
+        yield f"# {c}\n"
+    for e in edges:
+        yield f"{e.time_ns} {e.level}\n"
+
+
+def write_edges(
+    path: str | os.PathLike[str], edges: Iterable[Edge], comments: Iterable[str] = ()
+) -> None:
+    """Write an edge log atomically (temp file + rename); gzip when the name ends in .gz."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or Path("."))
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            out = cast(
+                IO[bytes],
+                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if p.suffix == ".gz" else raw,
+            )
+            with io.TextIOWrapper(out, encoding="utf-8", newline="\n") as text:
+                for chunk in format_edges(edges, comments):
+                    text.write(chunk)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class EdgeLogWriter:
+    """Streaming writer for ``record``: appends edges as they come, flushes often.
+
+    Writes to ``NAME.part`` and renames on close, so an interrupted recording
+    never leaves a file that looks complete but is not.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], comments: Iterable[str] = ()) -> None:
+        self.path = Path(path)
+        self._part = self.path.with_name(self.path.name + ".part")
+        self._raw = self._part.open("wb")
+        self._gz: gzip.GzipFile | None = None
+        out: IO[bytes] = self._raw
+        if self.path.suffix == ".gz":
+            self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
+            out = cast(IO[bytes], self._gz)
+        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+        for chunk in format_edges((), comments):
+            self._text.write(chunk)
+        self.count = 0
+
+    def write(self, edge: Edge) -> None:
+        self._text.write(f"{edge.time_ns} {edge.level}\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        self._text.flush()
+        if self._gz is not None:
+            self._gz.flush(zlib.Z_SYNC_FLUSH)
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._text.close()
+        os.replace(self._part, self.path)

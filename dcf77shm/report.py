@@ -1,0 +1,121 @@
+"""Rendering decoder events: JSON Lines (INTERFACES §2) and the human table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from dcf77shm.model import NS_PER_S, Event, MinuteReport, Sample, StateChange
+
+
+def utc_minute(utc_s: int | None) -> str | None:
+    if utc_s is None:
+        return None
+    return dt.datetime.fromtimestamp(utc_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+def iso_ns(t_ns: int) -> str:
+    s, ns = divmod(t_ns, NS_PER_S)
+    return (
+        dt.datetime.fromtimestamp(s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
+    )
+
+
+def to_json(ev: Event) -> dict[str, object]:
+    if isinstance(ev, Sample):
+        return {
+            "type": "sample",
+            "receive_ns": ev.receive_ns,
+            "clock_ns": ev.clock_ns,
+            "leap": int(ev.leap),
+        }
+    if isinstance(ev, MinuteReport):
+        d: dict[str, object] = {
+            "type": "minute",
+            "utc": utc_minute(ev.utc_s),
+            "ok": ev.ok,
+            "reasons": list(ev.reasons),
+            "bits": ev.bits,
+            "marker_ns": ev.marker_ns,
+        }
+        d.update(ev.extra)
+        return d
+    return {"type": "lock", "locked": ev.locked, "time_ns": ev.time_ns, "reason": ev.reason}
+
+
+def json_line(ev: Event) -> str:
+    return json.dumps(to_json(ev), separators=(", ", ": "))
+
+
+@dataclass
+class Summary:
+    """Counts for the human summary and for ``status``."""
+
+    minutes: int = 0
+    valid: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    samples: int = 0
+    first_sample: Sample | None = None
+    first_edge_ns: int | None = None
+    locks: int = 0
+    unlocks: int = 0
+    _minute_samples: int = 0
+
+    def add(self, ev: Event) -> None:
+        if isinstance(ev, Sample):
+            self.samples += 1
+            self._minute_samples += 1
+            if self.first_sample is None:
+                self.first_sample = ev
+        elif isinstance(ev, MinuteReport):
+            self.minutes += 1
+            if ev.ok:
+                self.valid += 1
+            else:
+                self.rejected.update(ev.reasons or ("unknown",))
+        elif isinstance(ev, StateChange):
+            if ev.locked:
+                self.locks += 1
+            else:
+                self.unlocks += 1
+
+    def take_minute_samples(self) -> int:
+        n, self._minute_samples = self._minute_samples, 0
+        return n
+
+    def lines(self) -> list[str]:
+        out = [
+            f"minutes seen: {self.minutes}, valid: {self.valid}, "
+            f"rejected: {self.minutes - self.valid}",
+        ]
+        if self.rejected:
+            reasons = ", ".join(f"{r} {n}" for r, n in self.rejected.most_common())
+            out.append(f"rejected by reason: {reasons}")
+        out.append(f"samples: {self.samples}; locks: {self.locks}, lock losses: {self.unlocks}")
+        if self.first_sample is not None:
+            s = self.first_sample
+            after = ""
+            if self.first_edge_ns is not None:
+                after = (
+                    f", {(s.receive_ns - self.first_edge_ns) / NS_PER_S:.1f} s after the first edge"
+                )
+            out.append(
+                f"first sample: {iso_ns(s.clock_ns)} received at {iso_ns(s.receive_ns)}{after}"
+            )
+        else:
+            out.append("first sample: none")
+        return out
+
+
+TABLE_HEADER = (
+    f"{'marker (system clock)':<28} {'frame encodes (UTC)':<20} {'local':<22} {'n':>3}  status"
+)
+
+
+def table_line(ev: MinuteReport, samples_before: int) -> str:
+    local = str(ev.extra.get("local", "-"))
+    status = "ok" if ev.ok else "rejected: " + ", ".join(ev.reasons)
+    utc = utc_minute(ev.utc_s) or "-"
+    return f"{iso_ns(ev.marker_ns):<28} {utc:<20} {local:<22} {samples_before:>3}  {status}"
