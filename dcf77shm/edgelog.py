@@ -142,4 +142,7 @@ class EdgeLogWriter:
 
     def close(self) -> None:
         self._text.close()
+        # GzipFile does not close a file object it was handed: without this the
+        # gzip trailer may still sit in the buffer when the file is renamed.
+        self._raw.close()
         os.replace(self._part, self.path)

@@ -1,0 +1,220 @@
+"""Edge log v1 (INTERFACES §1): refusals through the library and the CLI, what is
+accepted, and write -> read round trips."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dcf77shm.edgelog import HEADER, EdgeLogWriter, read_edges, write_edges
+from dcf77shm.errors import BadInput
+from dcf77shm.model import NS_PER_S, Edge, MinuteReport, Sample
+from dcf77shm.pipeline import decode_edges
+from dcf77shm.simulate import SimParams, simulate
+
+T0 = 1_700_000_000 * NS_PER_S
+T0_SIM = 1_718_000_007 * NS_PER_S
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dcf77shm", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _good_body() -> bytes:
+    return f"{HEADER}\n{T0} 1\n{T0 + 100_000_000} 0\n".encode()
+
+
+# (name, file bytes, line number named in the message, words the message must contain)
+BAD: list[tuple[str, bytes, int, tuple[str, ...]]] = [
+    ("missing-header", f"{T0} 1\n{T0 + 5} 0\n".encode(), 1, ("header",)),
+    ("wrong-header", b"# dcf77shm edges v2\n1 1\n", 1, ("header",)),
+    ("empty", b"", 1, ("empty",)),
+    ("non-integer", f"{HEADER}\n{T0} 1\n1.5e18 0\n".encode(), 3, ("integer",)),
+    ("non-integer-underscore", f"{HEADER}\n# c\n1_000 0\n".encode(), 3, ("integer",)),
+    ("level-2", f"{HEADER}\n{T0} 2\n".encode(), 2, ("level",)),
+    ("level-word", f"{HEADER}\n{T0} 1\n{T0 + 1} high\n".encode(), 3, ("level",)),
+    ("backwards", f"{HEADER}\n{T0} 1\n{T0 + 9} 0\n{T0 + 8} 1\n".encode(), 4, ("backwards",)),
+    ("one-field", f"{HEADER}\n{T0} 1\n{T0 + 9}\n".encode(), 3, ("time_ns",)),
+    ("three-fields", f"{HEADER}\n{T0} 1 7\n".encode(), 2, ("time_ns",)),
+    ("bad-utf8", f"{HEADER}\n{T0} 1\n".encode() + b"# caf\xe9\n", 3, ("UTF-8",)),
+]
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / f"{name}.edges"
+    p.write_bytes(data)
+    return p
+
+
+def _truncated_gzip(tmp_path: Path) -> Path:
+    full = gzip.compress(_good_body() * 50)
+    p = tmp_path / "cut.edges.gz"
+    p.write_bytes(full[: len(full) // 2])
+    return p
+
+
+@pytest.mark.parametrize(("name", "data", "lineno", "words"), BAD, ids=[b[0] for b in BAD])
+def test_library_refuses(
+    tmp_path: Path, name: str, data: bytes, lineno: int, words: tuple[str, ...]
+) -> None:
+    p = _write(tmp_path, name, data)
+    with pytest.raises(BadInput) as ei:
+        read_edges(p)
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{p}:{lineno}: "), msg
+    for w in words:
+        assert w.lower() in msg.lower(), msg
+    assert ei.value.exit_status == 2
+
+
+def test_library_refuses_truncated_gzip(tmp_path: Path) -> None:
+    p = _truncated_gzip(tmp_path)
+    with pytest.raises(BadInput) as ei:
+        read_edges(p)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}:") and "gzip" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        (b[0], b[1])
+        for b in BAD
+        if b[0]
+        in (
+            "missing-header",
+            "empty",
+            "non-integer",
+            "level-2",
+            "backwards",
+            "three-fields",
+            "bad-utf8",
+        )
+    ],
+)
+def test_cli_refuses(tmp_path: Path, name: str, data: bytes) -> None:
+    p = _write(tmp_path, name, data)
+    r = run_cli("decode", p)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and str(p) in lines[0] and "Traceback" not in r.stderr
+
+
+def test_cli_refuses_truncated_gzip(tmp_path: Path) -> None:
+    p = _truncated_gzip(tmp_path)
+    r = run_cli("decode", "--json", p)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert len(r.stderr.splitlines()) == 1 and str(p) in r.stderr
+
+
+def test_cli_later_bad_file_means_nothing_printed(tmp_path: Path) -> None:
+    good = tmp_path / "good.edges"
+    write_edges(good, simulate(SimParams(start_s=1_700_000_000, duration_s=200)).edges)
+    bad = _write(tmp_path, "bad", f"{HEADER}\n{T0} 1\n{T0 - 1} 0\n".encode())
+    ok = run_cli("decode", "--json", good)
+    assert ok.returncode == 0 and '"sample"' in ok.stdout  # the good file alone decodes
+    r = run_cli("decode", "--json", good, bad)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert len(r.stderr.splitlines()) == 1 and f"{bad}:3:" in r.stderr
+
+
+# --- accepted input -----------------------------------------------------------------
+
+
+def test_accepts_crlf_tabs_spaces_comments(tmp_path: Path) -> None:
+    data = (
+        f"{HEADER}\r\n-5 0\r\n# recorded by hand\r\n{T0}\t1\r\n\r\n"
+        f"{T0 + 100}   0\r\n#another comment\n{T0 + 100} \t 1\n"
+    )
+    p = _write(tmp_path, "ok", data.encode())
+    assert read_edges(p) == [Edge(-5, 0), Edge(T0, 1), Edge(T0 + 100, 0), Edge(T0 + 100, 1)]
+
+
+def test_accepts_header_only_and_no_final_newline(tmp_path: Path) -> None:
+    assert read_edges(_write(tmp_path, "h", HEADER.encode())) == []
+    p = _write(tmp_path, "n", f"{HEADER}\n{T0} 1".encode())
+    assert read_edges(p) == [Edge(T0, 1)]
+
+
+def test_accepts_gzip_by_content(tmp_path: Path) -> None:
+    p = tmp_path / "plain-name.edges"  # gzip is recognised by its magic, not its name
+    p.write_bytes(gzip.compress(_good_body()))
+    assert read_edges(p) == [Edge(T0, 1), Edge(T0 + 100_000_000, 0)]
+
+
+def test_duplicate_levels_do_not_break_decoding() -> None:
+    """Lines with the same level twice in a row (a lost edge) still decode, and
+    never into a false sample."""
+    sim = simulate(SimParams(start_s=1_718_000_007, duration_s=900, seed=3))
+    drop_from, drop_to = T0_SIM + 400 * NS_PER_S, T0_SIM + 430 * NS_PER_S
+    edges: list[Edge] = []
+    lost = 0
+    for i, e in enumerate(sim.edges):
+        if drop_from <= e.time_ns < drop_to and i % 7 == 0:
+            lost += 1  # a lost edge: its neighbours now carry the same level
+            continue
+        edges.append(e)
+        if i % 89 == 30:
+            edges.append(Edge(e.time_ns + 20_000_000, e.level))  # the level repeated
+    assert lost >= 3
+    repeats = sum(a.level == b.level for a, b in itertools.pairwise(edges))
+    assert repeats >= 20
+    events = list(decode_edges(edges))
+    samples = [e for e in events if isinstance(e, Sample)]
+    assert sum(isinstance(e, MinuteReport) and e.ok for e in events) >= 8
+    assert len(samples) > 500
+    assert any(s.receive_ns > drop_to + 120 * NS_PER_S for s in samples)  # recovered
+    for s in samples:
+        assert sim.label_at(s.receive_ns) == s.clock_ns // NS_PER_S
+
+
+# --- write -> read ----------------------------------------------------------------------
+
+edge_lists = st.lists(st.tuples(st.integers(0, 10**12), st.integers(0, 1)), max_size=60).map(
+    lambda xs: [
+        Edge(t, lv)
+        for t, lv in zip(
+            [sum(d for d, _ in xs[: i + 1]) + T0 for i in range(len(xs))],
+            (lv for _, lv in xs),
+            strict=True,
+        )
+    ]
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edge_lists, st.sampled_from(["x.edges", "x.edges.gz"]))
+def test_write_read_round_trip(tmp_path: Path, edges: list[Edge], name: str) -> None:
+    p = tmp_path / name
+    write_edges(p, edges, comments=["a comment", "with 'quotes' and ünïcode"])
+    assert read_edges(p) == edges
+    assert (p.read_bytes()[:2] == b"\x1f\x8b") == name.endswith(".gz")
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".")]  # no temp file left
+
+
+@pytest.mark.parametrize("name", ["rec.edges", "rec.edges.gz"])
+def test_streaming_writer_round_trip(tmp_path: Path, name: str) -> None:
+    edges = simulate(SimParams(start_s=1_700_000_000, duration_s=30)).edges
+    w = EdgeLogWriter(tmp_path / name, comments=["streamed"])
+    for e in edges[:10]:
+        w.write(e)
+    w.flush()
+    assert not (tmp_path / name).exists()  # only the .part file while recording
+    for e in edges[10:]:
+        w.write(e)
+    w.close()
+    assert read_edges(tmp_path / name) == edges and w.count == len(edges)
