@@ -171,7 +171,15 @@ def test_fades_remove_pulses_but_not_the_truth() -> None:
 def test_cli_simulate_writes_a_log(tmp_path: Path) -> None:
     out = tmp_path / "s.edges.gz"
     truth = tmp_path / "t.jsonl"
-    args = ["simulate", "--start", "2024-02-29T12:00:30Z", "--duration", "3m", "-o", out]
+    args: list[str | Path] = [
+        "simulate",
+        "--start",
+        "2024-02-29T12:00:30Z",
+        "--duration",
+        "3m",
+        "-o",
+        out,
+    ]
     r = run_cli(*args, "--seed", "5", "--jitter-ms", "5", "--truth", truth)
     assert r.returncode == 0 and r.stdout == ""
     edges = read_edges(out)
