@@ -1,0 +1,192 @@
+"""``shm:UNIT``: NTP shared memory, the way chrony's ``refclock SHM UNIT`` reads it.
+
+Start order.  chronyd creates the segment (owner root, mode 0600 unless its
+refclock line says ``perm=``) when it starts; a writer started first creates
+it itself, mode 0600, with this machine's ``time_t`` layout, and chronyd then
+attaches to it.  Either way works when dcf77shm runs as root; otherwise start
+dcf77shm before chronyd, so the segment is ours and chronyd (root) can still
+read it.  The segment is never removed: chronyd may be attached to it.
+
+Default unit 77: gpsd claims units 0-7 (NTP0..NTP7, two per device), and a
+unit of its own means a gpsd on the same machine never writes into our
+segment.  Two writers on one unit would hand chrony a mix of two clocks, so
+a count that moved without us is reported (``foreign_writes``).
+"""
+
+from __future__ import annotations
+
+import logging
+import pwd
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import sysv_ipc
+
+from dcf77shm.errors import BadInput, RuntimeFailure
+from dcf77shm.model import Sample
+from dcf77shm.sinks import shmstruct as st
+
+log = logging.getLogger("dcf77shm.shm")
+
+DEFAULT_UNIT = 77
+# 2^-10 s ~ 1 ms: the leading-edge jitter of a good DCF77 AM receiver.  chrony
+# ignores this field (its refclock `precision` option counts); ntpd reads it.
+DEFAULT_PRECISION = -10
+
+
+def key_for(unit: int) -> int:
+    return st.SHM_KEY_BASE + unit
+
+
+def parse_unit(arg: str) -> int:
+    if arg == "":
+        return DEFAULT_UNIT
+    if not arg.isdigit() or int(arg) > 65535:
+        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{DEFAULT_UNIT}")
+    return int(arg)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """A segment as /proc/sysvipc/shm lists it (readable without permission)."""
+
+    key: int
+    shmid: int
+    mode: int
+    size: int
+    nattch: int
+    uid: int
+
+    @property
+    def owner(self) -> str:
+        try:
+            return f"{pwd.getpwuid(self.uid).pw_name} (uid {self.uid})"
+        except KeyError:
+            return f"uid {self.uid}"
+
+    def describe(self) -> str:
+        return f"owner {self.owner}, mode {self.mode:04o}, {self.size} bytes"
+
+
+def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+    try:
+        lines = proc.read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        if len(f) >= 8 and int(f[0]) == key:
+            # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
+            return SegmentInfo(
+                key, int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7])
+            )
+    return None
+
+
+class ShmSink:
+    def __init__(self, unit: int = DEFAULT_UNIT, precision: int = DEFAULT_PRECISION) -> None:
+        self.unit = unit
+        self.key = key_for(unit)
+        self.precision = precision
+        self.description = f"shm:{unit} (key {self.key:#x})"
+        self.layout: st.Layout | None = None
+        self.foreign_writes = 0
+        self._mem: sysv_ipc.SharedMemory | None = None
+        self._count = 0
+
+    @classmethod
+    def from_spec(cls, arg: str, options: Mapping[str, object]) -> ShmSink:
+        precision = options.get("precision", DEFAULT_PRECISION)
+        if not isinstance(precision, int) or not -30 <= precision <= 0:
+            raise BadInput(f"bad SHM precision {precision!r}: use log2 seconds, e.g. -10")
+        return cls(parse_unit(arg), precision)
+
+    def open(self) -> None:
+        mem = self._attach()
+        layout = st.Layout.from_size(mem.size)
+        if layout is None:
+            mem.detach()
+            raise RuntimeFailure(
+                f"{self.description}: segment has {mem.size} bytes, not 80 (32-bit time_t) or "
+                f"96 (64-bit); {self._info()}; fix: stop whatever created it, "
+                f"`ipcrm -M {self.key:#x}`, then start chronyd or dcf77shm again"
+            )
+        self._mem, self.layout = mem, layout
+        self._count = st.unpack(mem.read(layout.value), layout).count
+        log.info("%s: attached, %d-bit time_t layout", self.description, layout.time_bits)
+
+    def _attach(self) -> sysv_ipc.SharedMemory:
+        for _ in range(2):
+            try:
+                return sysv_ipc.SharedMemory(self.key)
+            except sysv_ipc.ExistentialError:
+                pass
+            except sysv_ipc.PermissionsError:
+                raise RuntimeFailure(
+                    f"{self.description}: permission denied ({self._info()}); fix: run dcf77shm "
+                    "as root, or stop chronyd, `ipcrm -M "
+                    f"{self.key:#x}` and start dcf77shm before chronyd so the segment is its own"
+                ) from None
+            try:
+                size = st.platform_layout().value
+                mem = sysv_ipc.SharedMemory(self.key, sysv_ipc.IPC_CREX, mode=0o600, size=size)
+            except sysv_ipc.ExistentialError:
+                continue  # chronyd created it in between: attach to its segment
+            # sysv_ipc fills a new segment with spaces; chrony needs zeros
+            # (valid=0) until the first sample.
+            mem.write(bytes(size))
+            log.info("%s: created, mode 0600, %d bytes", self.description, size)
+            return mem
+        raise RuntimeFailure(f"{self.description}: segment keeps vanishing; is ipcrm running?")
+
+    def _info(self) -> str:
+        info = segment_info(self.key)
+        return info.describe() if info else "segment not listed in /proc/sysvipc/shm"
+
+    def publish(self, sample: Sample) -> None:
+        mem, layout = self._mem, self.layout
+        if mem is None or layout is None:
+            raise RuntimeFailure(f"{self.description}: publish before open")
+        img = st.pack(
+            st.fields_for(sample.receive_ns, sample.clock_ns, int(sample.leap), self.precision),
+            layout,
+        )
+        head = st.unpack(mem.read(layout.value), layout)
+        if head.count != self._count:
+            # chrony only ever clears `valid`; a count we did not write is a
+            # second writer (gpsd, another dcf77shm) on this unit.
+            self.foreign_writes += 1
+            if self.foreign_writes == 1:
+                log.warning(
+                    "%s: another program writes this segment (count %d, expected %d); "
+                    "chrony would mix two clocks: give one of them another unit",
+                    self.description,
+                    head.count,
+                    self._count,
+                )
+        voff = st.valid_offset(layout)
+        # gpsd's order, so that a reader in mode 1 (count before == after) or
+        # one that only checks valid never takes a half-written sample.
+        # Python cannot issue a memory barrier; each write is a separate C
+        # call, and samples come one per second, far from the reader's race.
+        count = st.int32(head.count + 1)
+        mem.write(_i32(0), voff)
+        mem.write(_i32(count), st.COUNT_OFFSET)
+        mem.write(img[8:voff], 8)
+        mem.write(img[voff + 4 :], voff + 4)
+        mem.write(img[:4], 0)  # mode 1
+        count = st.int32(count + 1)
+        mem.write(_i32(count), st.COUNT_OFFSET)
+        mem.write(_i32(1), voff)
+        self._count = count
+
+    def close(self) -> None:
+        mem, self._mem = self._mem, None
+        if mem is not None:
+            mem.detach()  # never remove: chronyd may be attached
+
+
+def _i32(v: int) -> bytes:
+    return struct.pack("=i", v)
