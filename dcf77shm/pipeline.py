@@ -40,8 +40,14 @@ def _strict() -> Decoder:
     return StrictDecoder()
 
 
-DECODERS: dict[str, Callable[[], Decoder]] = {"strict": _strict}
-DEFAULT_DECODER = "strict"
+def _robust() -> Decoder:
+    from dcf77shm.robust.decoder import RobustDecoder
+
+    return RobustDecoder()
+
+
+DECODERS: dict[str, Callable[[], Decoder]] = {"robust": _robust, "strict": _strict}
+DEFAULT_DECODER = "robust"
 
 
 def make_decoder(name: str) -> Decoder:

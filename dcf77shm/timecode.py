@@ -269,3 +269,12 @@ def timecode_for(
         call=call,
         warning_bits=warning_bits,
     )
+
+
+def is_month_end_minute(minute_s: int) -> bool:
+    """True for 23:59 UTC on the last day of a month: where a leap second can go.
+
+    ITU-R TF.460 puts leap seconds at the end of a UTC month (June and December
+    first, March and September next); DCF77 announces them with A2.
+    """
+    return dt.datetime.fromtimestamp(minute_s + 60, UTC).strftime("%d%H%M") == "010000"

@@ -1,0 +1,293 @@
+"""The robust decoder: phase-locked seconds, soft bits, minute lock by evidence.
+
+Stages: :class:`~.tracker.Tracker` (second phase, per-second soft measures)
+-> minute phase (which second is the silent 59th, accumulated over minutes)
+-> soft frames -> time lock (:mod:`.fields`) -> samples.
+
+Lock is gained in one of two ways:
+
+* fast: two consecutive frames in which every bit 17-58 is clear-cut, both
+  valid, one minute apart, and no parity failure in any frame of the window
+  (a clean receiver locks as fast as the strict decoder);
+* by evidence: the best UTC hypothesis over up to ``WINDOW`` soft frames beats
+  every other hypothesis by at least ``MARGIN`` nats of log-likelihood, with
+  per-bit confidence capped by an upper bound on the bit error rate measured
+  from parity failures (:func:`.fields.evaluate`).
+
+Once locked, seconds are labelled by counting tracked seconds from the minute
+marker; each later frame must not contradict the count.
+
+Publishing rule (the one promise that matters): a second mark is published
+only while locked and not on hold, when its label comes from the count, and
+when its leading edge lies inside the tracked phase window, nothing rose in
+front of it inside the window (a glitch would have shifted it) and the carrier
+stayed reduced for 60 ms after it.  The minute after a possible leap second
+(any month's last minute) is held until a frame confirms the count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from dcf77shm import timecode
+from dcf77shm.frontend import Transition
+from dcf77shm.model import NS_PER_S, Event, Leap, MinuteReport, Sample, StateChange
+from dcf77shm.robust import fields
+from dcf77shm.robust.tracker import Second, Tracker
+
+WINDOW = 10  # frames kept for the evidence lock
+MARGIN = 20.0  # nats: the best hypothesis must beat every other by e^20
+SILENCE_DECAY = 0.8  # per minute
+KEEP_SECONDS = 62 * (WINDOW + 1)
+_GROUPS = ((21, 28), (29, 35), (36, 58))  # parity groups, inclusive
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+def _confident(s: Second | None, clear: float = 0.3) -> int | None:
+    """The hard bit of a second, or None unless ``one`` is ``clear`` away from 0.5."""
+    if s is None or s.presence < 0.7 or abs(s.one - 0.5) < clear:
+        return None
+    return 1 if s.one > 0.5 else 0
+
+
+def _decided(s: Second | None) -> int | None:
+    """The hard bit as the strict decoder would take it (width above or below 150 ms)."""
+    return _confident(s, 0.1)
+
+
+class RobustDecoder:
+    name = "robust"
+
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+        self._epoch = -1
+        self._seconds: dict[int, Second] = {}
+        self._silence = [0.0] * 60
+        self._marker: int | None = None  # n % 60 of the silent second 59
+        self._frames: deque[tuple[int, list[Second | None]]] = deque(maxlen=WINDOW)
+        self._parity: deque[bool] = deque(maxlen=3 * 30)  # True = group failed
+        self._a2: deque[int | None] = deque(maxlen=5)
+        self._lock_minute: int | None = None  # UTC s of the minute now running
+        self._lock_n0 = 0  # n of its second 0
+        self._hold = False
+        self._hold_frames = 0
+        self._contra: deque[bool] = deque(maxlen=4)
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_minute is not None
+
+    # --- decoder interface ---------------------------------------------
+
+    def transition(self, tr: Transition) -> list[Event]:
+        return self._on_seconds(self.tracker.transition(tr))
+
+    def advance(self, now_ns: int) -> list[Event]:
+        return self._on_seconds(self.tracker.advance(now_ns))
+
+    def gap(self, time_ns: int, reason: str) -> list[Event]:
+        self.tracker.reset()
+        return self._reset_minutes(time_ns, f"source gap: {reason}")
+
+    # --- internals -------------------------------------------------------
+
+    def _reset_minutes(self, time_ns: int, reason: str) -> list[Event]:
+        out = self._unlock(time_ns, reason)
+        self._seconds.clear()
+        self._silence = [0.0] * 60
+        self._marker = None
+        self._frames.clear()
+        return out
+
+    def _unlock(self, time_ns: int, reason: str) -> list[Event]:
+        was = self.locked
+        self._lock_minute = None
+        self._hold = False
+        self._contra.clear()
+        return [StateChange(time_ns, False, reason)] if was else []
+
+    def _on_seconds(self, secs: list[Second]) -> list[Event]:
+        out: list[Event] = []
+        for s in secs:
+            out.extend(self._on_second(s))
+        return out
+
+    def _on_second(self, s: Second) -> list[Event]:
+        out: list[Event] = []
+        if s.epoch != self._epoch:
+            out.extend(self._reset_minutes(s.start_ns, "second phase re-acquired"))
+            self._epoch = s.epoch
+        self._seconds[s.n] = s
+        self._seconds.pop(s.n - KEEP_SECONDS, None)
+        if self.locked:
+            out.extend(self._locked_second(s))
+            return out
+        i = s.n % 60
+        self._silence[i] = self._silence[i] * SILENCE_DECAY + (1.0 - _clip(s.presence, 0, 1))
+        marker = self._find_marker()
+        if marker != self._marker:
+            self._frames.clear()
+            self._marker = marker
+        if marker is not None and i == marker:
+            out.extend(self._frame_done(s, s.n - 59))
+        return out
+
+    def _find_marker(self) -> int | None:
+        m = self._silence
+        best = max(range(60), key=m.__getitem__)
+        second = max(v for k, v in enumerate(m) if k != best)
+        return best if m[best] >= 0.9 and m[best] - second >= 0.6 else None
+
+    # --- frames and lock -------------------------------------------------
+
+    def _frame_done(self, s: Second, n0: int) -> list[Event]:
+        """Seconds n0..n0+58 form a frame; ``s`` is the second after it."""
+        secs = [self._seconds.get(n0 + j) for j in range(59)]
+        if self._frames and self._frames[-1][0] != n0 - 60:
+            self._frames.clear()
+        self._frames.append((n0, secs))
+        hard = [_confident(x) for x in secs]
+        for lo, hi in _GROUPS:
+            grp = hard[lo : hi + 1]
+            if all(b is not None for b in grp):
+                self._parity.append(bool(sum(b for b in grp if b is not None) & 1))
+        self._a2.append(hard[19])
+        tc, reasons = self._hard_decode([_decided(x) for x in secs])
+        marker_ns = s.start_ns + NS_PER_S
+        out: list[Event] = []
+        report_extra: dict[str, object] = {"decoder": "robust"}
+        if self.locked:
+            out.extend(self._verify(s, tc, report_extra))
+        else:
+            out.extend(self._try_lock(s, tc, report_extra))
+        bits = "".join("_" if b is None else str(b) for b in (_decided(x) for x in secs))
+        utc = tc.utc_s() if tc else None
+        report = MinuteReport(marker_ns, utc, tc is not None, reasons, bits, report_extra)
+        return [report, *out]
+
+    @staticmethod
+    def _hard_decode(hard: list[int | None]) -> tuple[timecode.TimeCode | None, tuple[str, ...]]:
+        if any(b is None for b in hard[18:59]):
+            return None, ("unclear-bits",)
+        bits = [0 if b is None else b for b in hard]
+        if hard[17] is None:  # a frame caught from second 18 on: Z1 is not Z2
+            bits[17] = 1 - bits[18]
+        if hard[20] is None:
+            bits[20] = 1
+        try:
+            return timecode.decode(bits), ()
+        except timecode.FrameInvalid as e:
+            return None, e.reasons
+
+    def _bit_error_bound(self) -> float:
+        """Upper bound on the per-bit error rate, from recent parity failures."""
+        groups = len(self._parity)
+        fails = sum(self._parity)
+        f_ub = min(0.49, (fails + 3.0) / (groups + 4.0))
+        return _clip((1 - (1 - 2 * f_ub) ** (1 / 12.0)) / 2, 0.002, 0.3)
+
+    def _llrs(self, secs: list[Second | None], lam: float) -> list[float]:
+        out = []
+        for x in secs:
+            if x is None:
+                out.append(0.0)
+                continue
+            w = _clip((x.presence - 0.3) / 0.5, 0.0, 1.0)
+            out.append(lam * w * _clip((x.one - 0.5) / 0.3, -1.0, 1.0))
+        return out
+
+    def _evidence(self) -> fields.Verdict:
+        lam = math.log((1 - (p := self._bit_error_bound())) / p)
+        return fields.evaluate([self._llrs(secs, lam) for _, secs in self._frames])
+
+    def _try_lock(
+        self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]
+    ) -> list[Event]:
+        next_minute: int | None = None
+        how = ""
+        window_parity = list(self._parity)[-3 * len(self._frames) :]
+        if tc is not None and len(self._frames) >= 2 and not any(window_parity):
+            prev = self._frames[-2][1]
+            ptc, _ = self._hard_decode([_decided(x) for x in prev])
+            if ptc is not None and ptc.utc_s() + 60 == tc.utc_s():
+                next_minute, how = tc.utc_s(), "two clear frames agree"
+        if next_minute is None and len(self._frames) >= 2:
+            v = self._evidence()
+            extra["margin"] = round(v.margin, 1)
+            if v.utc_s is not None and v.margin >= MARGIN:
+                next_minute, how = v.utc_s, f"evidence margin {v.margin:.0f}"
+        if next_minute is None or self._is_leap_minute(next_minute - 60):
+            return []
+        self._lock_minute = next_minute - 60  # the minute now ending
+        self._lock_n0 = s.n - 59
+        self._hold = False
+        return [StateChange(s.start_ns + NS_PER_S, True, how)]
+
+    def _is_leap_minute(self, minute_s: int) -> bool:
+        """The last minute of a UTC month: the only place a leap second can go."""
+        return timecode.is_month_end_minute(minute_s)
+
+    def _verify(
+        self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]
+    ) -> list[Event]:
+        assert self._lock_minute is not None
+        expect = self._lock_minute + 60
+        extra["expected"] = expect
+        contra = tc is not None and tc.utc_s() != expect
+        self._contra.append(contra)
+        if sum(self._contra) >= 2:
+            return self._unlock(s.start_ns, "frames contradict the count")
+        if self._hold:
+            confirmed = tc is not None and tc.utc_s() == expect
+            if not confirmed and len(self._frames) >= 2:
+                v = self._evidence()
+                confirmed = v.utc_s == expect and v.margin >= MARGIN
+            self._hold_frames += 1
+            if confirmed:
+                self._hold = False
+            elif self._hold_frames > 3:
+                return self._unlock(s.start_ns, "count not confirmed after a possible leap second")
+        return []
+
+    def _locked_second(self, s: Second) -> list[Event]:
+        assert self._lock_minute is not None
+        k = s.n - self._lock_n0
+        out: list[Event] = []
+        if k >= 60:
+            month_end = self._is_leap_minute(self._lock_minute)
+            if k == 60 and month_end and s.presence < 0.3 and not self._a2_surely_clear():
+                # Silent second 60: a leap second on a clock that ran on.
+                # It is not counted, so second 0 follows it.
+                self._lock_n0 += 1
+                self._rotate_marker()
+                self._hold, self._hold_frames = True, 0
+                return []
+            self._lock_minute += 60
+            self._lock_n0 += 60
+            k -= 60
+            if month_end and not self._a2_surely_clear():
+                self._hold, self._hold_frames = True, 0
+        if k == 59:
+            return self._frame_done(s, s.n - 59)
+        if not self._hold and s.clean and k <= 58 and s.edge_ns is not None:
+            minute = self._lock_minute
+            leap = Leap.INSERT if self._a2_set() and minute % 3600 else Leap.NONE
+            out.append(Sample(s.edge_ns, (minute + k) * NS_PER_S, leap))
+        return out
+
+    def _rotate_marker(self) -> None:
+        if self._marker is not None:
+            self._marker = (self._marker + 1) % 60
+        self._silence = self._silence[-1:] + self._silence[:-1]
+
+    def _a2_set(self) -> bool:
+        """A2 as the newest frame that shows it clearly says (it changes at whole hours)."""
+        recent = [a for a in list(self._a2)[-3:] if a is not None]
+        return bool(recent) and recent[-1] == 1
+
+    def _a2_surely_clear(self) -> bool:
+        return sum(1 for a in self._a2 if a == 0) >= 3

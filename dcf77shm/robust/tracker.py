@@ -1,0 +1,207 @@
+"""Second-phase tracking: acquisition by histogram, then a second-order PLL.
+
+Acquisition: the leading edges of real pulses pile up at one phase of the
+second, glitches spread evenly; a decaying 10 ms histogram of *qualified*
+leading edges (the carrier stays reduced for most of the next 40 ms) finds the
+pile.  Tracking: a type-2 loop (phase and period) follows the receiver and the
+system clock through rate errors of +-500 ppm (the Pollin captures) and drift,
+and flywheels through missing pulses and fades.
+
+For each tracked second the tracker measures, after the fact, how much of a
+few fixed windows the carrier was reduced: that is all the decoder needs for
+soft bits, and it is what makes glitches and lost edges harmless.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dcf77shm.frontend import Transition
+from dcf77shm.model import NS_PER_MS, NS_PER_S
+from dcf77shm.robust.runs import RunHistory
+
+MS = NS_PER_MS
+BIN_NS = 10 * MS
+BINS = NS_PER_S // BIN_NS
+ACQ_TAU_S = 20.0
+ACQ_MIN_MASS = 6.0  # ~six recent clean pulses at one phase
+ACQ_MIN_SHARE = 0.55  # and most of all the qualified edges
+TRACK_WIN_NS = 60 * MS  # edges this close to the prediction steer the loop
+DEADLINE_NS = 300 * MS  # a second is measured once this much of it has passed
+ALPHA = 0.12  # loop gains: bandwidth ~0.08 Hz, damping ~0.7
+BETA = 0.004
+LOST_AFTER = 90  # seconds without a steering edge before re-acquiring
+PERIOD_LIMIT = 2e-3  # +-2000 ppm: beyond this the loop is not following a DCF77 signal
+
+
+@dataclass(frozen=True, slots=True)
+class Second:
+    """One tracked second: the measurements the decoder builds on."""
+
+    n: int  # running count of tracked seconds
+    epoch: int  # bumped at every (re-)acquisition: counts of different epochs do not line up
+    start_ns: int  # where the loop expected the leading edge
+    edge_ns: int | None  # the leading edge taken for this second, if any
+    clean: bool  # edge_ns is publishable (see RobustDecoder's rule)
+    presence: float  # reduced fraction of [edge+20, edge+80] ms: "a pulse is here"
+    one: float  # reduced fraction of [edge+125, edge+175] ms: "it is a long pulse"
+    sigma_ns: float  # the loop's current jitter estimate
+
+
+def _qualified(runs: RunHistory, t: int) -> bool:
+    return runs.active_ns(t, t + 40 * MS) >= 30 * MS
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.runs = RunHistory()
+        self._pending: list[int] = []  # leading edges waiting for their 40 ms
+        self._hist = [0.0] * BINS
+        self._hist_t = 0  # time the histogram's weights refer to
+        self._recent: list[int] = []  # qualified edges of the last ~30 s
+        self.tracking = False
+        self._pred = 0
+        self._period = float(NS_PER_S)
+        self._var = float(10 * MS) ** 2
+        self._n = 0
+        self._epoch = 0
+        self._since_steer = 0
+
+    def reset(self) -> None:
+        epoch, n = self._epoch, self._n
+        self.__init__()  # type: ignore[misc]
+        self._epoch, self._n = epoch, n
+
+    # --- input -----------------------------------------------------------
+
+    def transition(self, tr: Transition) -> list[Second]:
+        out = self.advance(tr.time_ns)
+        if self.runs.add(tr):
+            self._pending.append(tr.time_ns)
+        return out
+
+    def advance(self, now_ns: int) -> list[Second]:
+        out: list[Second] = []
+        while self._pending and now_ns >= self._pending[0] + 40 * MS:
+            t = self._pending.pop(0)
+            if _qualified(self.runs, t):
+                self._add_qualified(t)
+        while self.tracking and now_ns >= self._pred + DEADLINE_NS:
+            out.append(self._measure())
+        return out
+
+    # --- acquisition -----------------------------------------------------
+
+    def _decay_to(self, t: int) -> None:
+        if t > self._hist_t:
+            f = math.exp(-(t - self._hist_t) / (ACQ_TAU_S * NS_PER_S))
+            if f < 0.999:
+                self._hist = [h * f for h in self._hist]
+                self._hist_t = t
+
+    def _add_qualified(self, t: int) -> None:
+        self._decay_to(t)
+        self._hist[(t % NS_PER_S) // BIN_NS] += 1.0
+        self._recent.append(t)
+        while self._recent and self._recent[0] < t - 30 * NS_PER_S:
+            self._recent.pop(0)
+        if not self.tracking:
+            self._try_acquire(t)
+
+    def _peak(self) -> tuple[int, float, float]:
+        h = self._hist
+        best, mass = 0, -1.0
+        for b in range(BINS):
+            m = h[b - 1] + h[b] + h[(b + 1) % BINS]
+            if m > mass:
+                best, mass = b, m
+        return best, mass, sum(h)
+
+    def _try_acquire(self, t: int) -> None:
+        b, mass, total = self._peak()
+        if mass < ACQ_MIN_MASS or mass < ACQ_MIN_SHARE * total:
+            return
+        centre = b * BIN_NS + BIN_NS // 2
+        near = [e for e in self._recent if _phase_diff(e, centre) <= 20 * MS]
+        if len(near) < 4:
+            return
+        # Period from a fit through the clean edges; phase from the newest.
+        k = [round((e - near[0]) / NS_PER_S) for e in near]
+        period = float(NS_PER_S)
+        if k[-1] >= 8:
+            mk, me = sum(k) / len(k), sum(near) / len(near)
+            sxx = sum((x - mk) ** 2 for x in k)
+            sxy = sum((x - mk) * (e - me) for x, e in zip(k, near, strict=True))
+            fit = sxy / sxx
+            if abs(fit / NS_PER_S - 1) < PERIOD_LIMIT:
+                period = fit
+        self.tracking = True
+        self._epoch += 1
+        self._period = period
+        self._since_steer = 0
+        self._var = float(10 * MS) ** 2
+        # Measure the seconds already in the history too (up to a minute
+        # back), on the fitted phase: a recording that starts early in a
+        # minute then yields that minute's frame.
+        first = self.runs.first_ns
+        back = 0
+        while first is not None and back < 59 and near[-1] - (back + 1) * period > first - 30 * MS:
+            back += 1
+        self._n += 100  # counts of a new epoch never meet the old ones
+        self._pred = round(near[-1] - back * period)  # advance() measures them in order
+
+    # --- tracking --------------------------------------------------------
+
+    def _measure(self) -> Second:
+        pred = self._pred
+        runs = self.runs
+        cands = [e for e in runs.rising_in(pred - TRACK_WIN_NS, pred + TRACK_WIN_NS)]
+        good = [e for e in cands if _qualified(runs, e)]
+        edge = min(good, key=lambda e: abs(e - pred)) if good else None
+        sigma = math.sqrt(self._var)
+        clean = False
+        ref = pred
+        if edge is not None:
+            err = edge - pred
+            ref = edge
+            pub_win = min(30 * MS, max(10 * MS, 4 * sigma))
+            clean = (
+                abs(err) <= pub_win
+                and not [e for e in cands if e < edge]  # nothing glitch-shifted in front
+                and not runs.falling_in(edge, edge + 60 * MS)
+            )
+            self._var += 0.05 * (min(err * err, (TRACK_WIN_NS / 2) ** 2) - self._var)
+            self._pred = round(pred + self._period + ALPHA * err)
+            self._period += BETA * err
+            lim = NS_PER_S * PERIOD_LIMIT
+            self._period = min(max(self._period, NS_PER_S - lim), NS_PER_S + lim)
+            self._since_steer = 0
+        else:
+            self._pred = round(pred + self._period)
+            self._since_steer += 1
+        presence = runs.active_ns(ref + 20 * MS, ref + 80 * MS) / (60 * MS)
+        one = runs.active_ns(ref + 125 * MS, ref + 175 * MS) / (50 * MS)
+        s = Second(self._n, self._epoch, pred, edge, clean, presence, one, sigma)
+        self._n += 1
+        if self._since_steer > LOST_AFTER:
+            self.tracking = False
+        elif self._n % 16 == 0:
+            self._check_elsewhere()
+        return s
+
+    def _check_elsewhere(self) -> None:
+        """Re-acquire when the clean edges have clearly moved to another phase."""
+        b, mass, total = self._peak()
+        centre = b * BIN_NS + BIN_NS // 2
+        if (
+            mass >= ACQ_MIN_MASS
+            and mass >= 0.7 * total
+            and _phase_diff(self._pred, centre) > 40 * MS
+        ):
+            self.tracking = False
+
+
+def _phase_diff(t: int, phase: int) -> int:
+    d = (t - phase) % NS_PER_S
+    return min(d, NS_PER_S - d)
