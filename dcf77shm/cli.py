@@ -289,6 +289,14 @@ def simulate(
     )
 
 
+# --- run, shm status (dcf77shm/cli_run.py) ------------------------------------
+
+from dcf77shm.cli_run import run, shm  # noqa: E402
+
+cli.add_command(run)
+cli.add_command(shm)
+
+
 # --- entry point -------------------------------------------------------------
 
 

@@ -1,0 +1,132 @@
+"""``dcf77shm run`` and ``dcf77shm shm status``: thin click commands (registered in cli.py)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from dcf77shm.errors import BadInput
+from dcf77shm.model import Polarity
+from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
+from dcf77shm.sinks.shm import DEFAULT_UNIT, parse_unit
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def setup_logging(verbose: int) -> None:
+    """-v: every frame and dropped sample; -vv: also every published sample."""
+    logging.basicConfig(
+        stream=sys.stderr, format=LOG_FORMAT, level=logging.DEBUG if verbose else logging.INFO
+    )
+    logging.getLogger("dcf77shm.run.samples").setLevel(
+        logging.DEBUG if verbose >= 2 else logging.INFO
+    )
+
+
+@click.command()
+@click.option(
+    "--source",
+    "source_spec",
+    required=True,
+    help="pigpio:GPIO, gpiod:CHIP:LINE, replay:FILE or sim.",
+)
+@click.option("--output", "output_spec", required=True, help="shm:UNIT or sock:PATH.")
+@click.option(
+    "--polarity",
+    type=click.Choice([p.value for p in Polarity]),
+    default="auto",
+    show_default=True,
+    help="Line level while the carrier is reduced; auto detects it.",
+)
+@click.option(
+    "--decoder", type=click.Choice(sorted(DECODERS)), default=DEFAULT_DECODER, show_default=True
+)
+@click.option("--pace", is_flag=True, help="replay: hand each edge on when the clock reaches it.")
+@click.option(
+    "--sim-offset-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="sim: simulated radio clock minus system clock.",
+)
+@click.option(
+    "--sim-jitter-ms", type=float, default=0.0, show_default=True, help="sim: edge sigma."
+)
+@click.option(
+    "--sim-delay-ms", type=float, default=0.0, show_default=True, help="sim: receiver delay."
+)
+@click.option(
+    "--sim-glitch-rate", type=float, default=0.0, show_default=True, help="sim: glitches/second."
+)
+@click.option(
+    "--sim-drop-rate", type=float, default=0.0, show_default=True, help="sim: missing pulses."
+)
+@click.option("--sim-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--sim-start",
+    type=click.Choice(["minute", "now"]),
+    default="minute",
+    show_default=True,
+    help="sim: switched on before the last minute marker, or cold now.",
+)
+@click.option("-v", "--verbose", count=True, help="-v frames and drops, -vv every sample.")
+def run(
+    source_spec: str,
+    output_spec: str,
+    polarity: str,
+    decoder: str,
+    pace: bool,
+    sim_seed: int,
+    sim_start: str,
+    verbose: int,
+    **sim: float,
+) -> None:
+    """Decode a receiver and publish its samples to chrony, until SIGTERM/SIGINT.
+
+    A replay ends at the end of its file (as fast as possible without --pace).
+    """
+    from dcf77shm.daemon import Runner
+    from dcf77shm.sinks import open_sink
+    from dcf77shm.sources import open_source
+
+    setup_logging(verbose)
+    options: dict[str, object] = {"pace": pace}
+    if source_spec.partition(":")[0] == "sim":
+        options.update({k.removeprefix("sim_"): v for k, v in sim.items()})
+        options.update(seed=sim_seed, start=sim_start)
+        if polarity != "auto":
+            options["polarity"] = Polarity(polarity)
+    source = open_source(source_spec, options)
+    sink = open_sink(output_spec, {})
+    Runner(source, sink, Pipeline(Polarity(polarity), decoder)).run()
+
+
+@click.group()
+def shm() -> None:
+    """NTP shared-memory segments."""
+
+
+@shm.command()
+@click.argument("unit", default=str(DEFAULT_UNIT))
+@click.option("--watch", is_flag=True, help="Then print one line per new sample until Ctrl-C.")
+def status(unit: str, watch: bool) -> None:
+    """Show segment UNIT: owner, mode, size/layout, fields, last sample and its offset.
+
+    Exit status 2 if the segment does not exist.
+    """
+    from dcf77shm import shmstatus
+
+    try:
+        u = parse_unit(unit)
+    except BadInput as e:
+        raise click.BadParameter(str(e)) from None
+    for line in shmstatus.status_lines(u):
+        click.echo(line)
+    if watch:
+        try:
+            for line in shmstatus.watch(u):
+                click.echo(line)
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,149 @@
+"""The ``run`` loop: source -> pipeline -> sample check -> sink.
+
+Sample validation lives here, once, in front of every sink (chrony's
+shared-layer rule); a sink only writes.  Every dropped sample gets a one-line
+reason at debug level.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from dcf77shm.model import NS_PER_S, Leap, MinuteReport, Sample, StateChange
+from dcf77shm.pipeline import Pipeline
+from dcf77shm.report import iso_ns, utc_minute
+from dcf77shm.sinks import Sink
+from dcf77shm.sources import Source
+
+log = logging.getLogger("dcf77shm.run")
+sample_log = logging.getLogger("dcf77shm.run.samples")  # one line per second: -vv
+
+READ_TIMEOUT_S = 0.2
+# chrony accepts any offset it can represent (a Pi without RTC boots decades
+# off and needs the step), so only an impossible one is refused: more than
+# ~136 years is beyond NTP's era.
+MAX_OFFSET_NS = 2**32 * NS_PER_S
+
+
+class SampleCheck:
+    """The safety net before the sink: drop what can only be a bug, with a reason."""
+
+    def __init__(self) -> None:
+        self._last: Sample | None = None
+
+    def reason(self, s: Sample) -> str | None:
+        if s.clock_ns % NS_PER_S:
+            return f"clock time {s.clock_ns} ns is not a whole second"
+        if s.leap not in (Leap.NONE, Leap.INSERT, Leap.DELETE):
+            return f"bad leap indicator {s.leap!r}"
+        if abs(s.offset_ns) >= MAX_OFFSET_NS:
+            return f"offset {s.offset_ns / NS_PER_S:.0f} s is beyond any clock"
+        last = self._last
+        if last is not None and (s.receive_ns <= last.receive_ns or s.clock_ns <= last.clock_ns):
+            return f"not after the previous sample ({iso_ns(last.clock_ns)})"
+        self._last = s
+        return None
+
+
+@dataclass
+class RunStats:
+    published: int = 0
+    dropped: int = 0
+    minutes_ok: int = 0
+    minutes_bad: int = 0
+    locked: bool = False
+
+
+class Runner:
+    def __init__(
+        self,
+        source: Source,
+        sink: Sink,
+        pipeline: Pipeline,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.source, self.sink, self.pipeline = source, sink, pipeline
+        self.check = SampleCheck()
+        self.stats = RunStats()
+        self._clock = clock
+        self._stop: str | None = None
+
+    def stop(self, why: str) -> None:
+        self._stop = why
+
+    def _signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop(signal.Signals(signum).name)
+
+    def run(self) -> RunStats:
+        """Until the source ends or SIGTERM/SIGINT; closes sink and source."""
+        old = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.source.open()
+            self.sink.open()
+            log.info("reading %s, publishing to %s", self.source.description, self.sink.description)
+            while self._stop is None:
+                items = self.source.read(READ_TIMEOUT_S)
+                if items is None:
+                    log.info("%s ended", self.source.description)
+                    break
+                for item in items:
+                    self._handle(self.pipeline.feed(item))
+                if not items:
+                    # No edge for a while: let the decoder decide the marks
+                    # whose window has passed now, not at the next edge.
+                    self._handle(self.pipeline.advance(self._clock()))
+            if self._stop:
+                log.info("stopping on %s", self._stop)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.sink.close()
+            self.source.close()
+        st = self.stats
+        log.info(
+            "%d samples published, %d dropped; %d frames valid, %d rejected",
+            st.published,
+            st.dropped,
+            st.minutes_ok,
+            st.minutes_bad,
+        )
+        return st
+
+    def _handle(self, events: list[Sample | MinuteReport | StateChange]) -> None:
+        for ev in events:
+            if isinstance(ev, Sample):
+                self._publish(ev)
+            elif isinstance(ev, MinuteReport):
+                if ev.ok:
+                    self.stats.minutes_ok += 1
+                    log.debug("frame %s ok", utc_minute(ev.utc_s))
+                else:
+                    self.stats.minutes_bad += 1
+                    log.info(
+                        "frame at %s rejected: %s",
+                        iso_ns(ev.marker_ns),
+                        ", ".join(ev.reasons) or "unknown",
+                    )
+            else:
+                self.stats.locked = ev.locked
+                log.info("%s: %s", "LOCK" if ev.locked else "UNLOCK", ev.reason)
+
+    def _publish(self, s: Sample) -> None:
+        why = self.check.reason(s)
+        if why is not None:
+            self.stats.dropped += 1
+            log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), why)
+            return
+        try:
+            self.sink.publish(s)
+        except ValueError as e:  # a time the sink's format cannot hold (32-bit time_t)
+            self.stats.dropped += 1
+            log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), e)
+            return
+        self.stats.published += 1
+        sample_log.debug("sample %s offset %+.6f s", iso_ns(s.clock_ns), s.offset_ns / NS_PER_S)

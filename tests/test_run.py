@@ -1,0 +1,164 @@
+"""`dcf77shm run`: the loop, the safety net, signals, and the CLI's errors."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dcf77shm.daemon import SampleCheck
+from dcf77shm.model import NS_PER_S, Sample
+
+MS = 1_000_000
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dcf77shm", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_safety_net_drops_with_reasons() -> None:
+    c = SampleCheck()
+    assert c.reason(Sample(10 * NS_PER_S + 5, 11 * NS_PER_S)) is None
+    assert "whole second" in (c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S + 1)) or "")
+    assert "previous" in (c.reason(Sample(10 * NS_PER_S + 5, 12 * NS_PER_S)) or "")
+    assert "previous" in (c.reason(Sample(11 * NS_PER_S, 11 * NS_PER_S)) or "")
+    assert c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S)) is None
+    assert "beyond" in (c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)) or "")
+
+
+class Timeval(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_int64), ("tv_usec", ctypes.c_int64)]
+
+
+class SockSample(ctypes.Structure):
+    _fields_ = [
+        ("tv", Timeval),
+        ("offset", ctypes.c_double),
+        ("pulse", ctypes.c_int),
+        ("leap", ctypes.c_int),
+        ("_pad", ctypes.c_int),
+        ("magic", ctypes.c_int),
+    ]
+
+
+def test_replay_publishes_exactly_what_decode_reports(tmp_path: Path) -> None:
+    log = tmp_path / "sim.edges"
+    r = run_cli(
+        "simulate",
+        "--start",
+        "2024-03-31T00:30:00Z",
+        "--duration",
+        "6m",
+        "--jitter-ms",
+        "4",
+        "--glitch-rate",
+        "0.05",
+        "--seed",
+        "3",
+        "-o",
+        str(log),
+    )
+    assert r.returncode == 0, r.stderr
+    decoded = [json.loads(x) for x in run_cli("decode", "--json", str(log)).stdout.splitlines()]
+    want = [(d["receive_ns"], d["clock_ns"]) for d in decoded if d["type"] == "sample"]
+    assert len(want) > 100
+    path = tmp_path / "chrony.sock"
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(str(path))
+    rx.settimeout(1.0)
+    got: list[tuple[int, int]] = []
+
+    def drain() -> None:
+        # Like chronyd: read as they come (a unix datagram queue holds only
+        # net.unix.max_dgram_qlen = 10 datagrams; beyond that the sink drops).
+        while True:
+            try:
+                s = SockSample.from_buffer_copy(rx.recv(100))
+            except TimeoutError:
+                return
+            receive_ns = s.tv.tv_sec * NS_PER_S + s.tv.tv_usec * 1000
+            got.append((receive_ns, receive_ns + round(s.offset * NS_PER_S)))
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    r = run_cli("run", "--source", f"replay:{log}", "--output", f"sock:{path}", "-v")
+    reader.join()
+    rx.close()
+    assert r.returncode == 0, r.stderr
+    assert "LOCK: " in r.stderr
+    dropped = r.stderr.count("dropped: EAGAIN")
+    assert len(got) + dropped == len(want) and len(got) > len(want) // 2
+    wanted = {c: rc for rc, c in want}
+    for gr, gc in got:
+        assert 0 <= wanted[gc] - gr < 1000  # tv holds µs; the offset carries the rest
+
+
+def test_sigterm_ends_run_cleanly(tmp_path: Path) -> None:
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dcf77shm",
+            "run",
+            "--source",
+            "sim",
+            "--output",
+            f"sock:{tmp_path / 'none.sock'}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err
+    assert "stopping on SIGTERM" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "bogus:1", "--output", "shm:1"], "unknown source"),
+        (["--source", "sim", "--output", "nfs:1"], "unknown output"),
+        (["--source", "replay:/nonexistent.edges", "--output", "shm:1"], "cannot read"),
+        (["--source", "sim", "--output", "sock:relative.sock"], "absolute"),
+    ],
+)
+def test_bad_specs_are_one_line_exit_2(args: list[str], needle: str) -> None:
+    r = run_cli("run", *args)
+    assert r.returncode == 2
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_shm_status(tmp_path: Path) -> None:
+    import sysv_ipc
+
+    from dcf77shm.sinks.shm import ShmSink, key_for
+
+    unit = 30000 + os.getpid() % 9000
+    r = run_cli("shm", "status", str(unit))
+    assert r.returncode == 2 and "refclock SHM" in r.stderr and "does not exist" in r.stderr
+    sink = ShmSink(unit)
+    try:
+        sink.open()
+        sink.publish(Sample(1_700_000_000 * NS_PER_S + 975 * MS, 1_700_000_001 * NS_PER_S))
+        r = run_cli("shm", "status", str(unit))
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+        assert "mode 0600" in out and "bytes" in out and "time_t layout" in out
+        assert "mode 1  count 2  valid 1" in out
+        assert "2023-11-14T22:13:21.000000Z" in out and "offset   +0.025000000 s" in out
+    finally:
+        sink.close()
+        sysv_ipc.SharedMemory(key_for(unit)).remove()
