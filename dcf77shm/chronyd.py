@@ -1,0 +1,269 @@
+"""A private chronyd for the demo and the end-to-end tests.
+
+Never the system one and never the system clock: its own config, pid file and
+drift file in a work folder, ``-x`` (no clock control), the command socket in a
+0700 folder (no UDP command port), NTP served on a loopback port only.  It
+runs as root (``-u root``) because dropping to _chrony would need the work
+folder to belong to _chrony.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from dcf77shm.errors import RuntimeFailure
+
+CHRONY_DIR = Path(__file__).resolve().parent.parent / "chrony"  # the shipped drop-ins
+
+
+def find_chronyd() -> str | None:
+    return shutil.which("chronyd") or (
+        "/usr/sbin/chronyd" if os.access("/usr/sbin/chronyd", os.X_OK) else None
+    )
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def shipped_refclock(kind: str, param: str) -> str:
+    """The ``refclock`` line of our drop-in (SHM or SOCK) with another unit/path,
+    so tests and demo run exactly the options users install."""
+    name = {"SHM": "dcf77shm.conf", "SOCK": "dcf77shm-sock.conf"}[kind]
+    for line in (CHRONY_DIR / name).read_text().splitlines():
+        if line.startswith(f"refclock {kind} "):
+            return re.sub(rf"^refclock {kind} \S+", f"refclock {kind} {param}", line)
+    raise RuntimeFailure(f"{CHRONY_DIR / name}: no `refclock {kind}` line")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One line of ``chronyc -c sources``."""
+
+    mode: str
+    state: str  # '*' selected, '+' combined, '?' unusable...
+    name: str
+    stratum: int
+    reach: int
+    offset_s: float  # chronyc: positive when the local clock is ahead of the source
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """The fields of ``chronyc -c tracking`` we use."""
+
+    refid: str  # e.g. "DCF"
+    stratum: int
+    slow_s: float  # how far the system clock is behind chrony's estimate of true time
+    leap: str
+
+
+def _refid_text(hex_id: str) -> str:
+    try:
+        return bytes.fromhex(hex_id).rstrip(b"\0").decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return hex_id
+
+
+class PrivateChronyd:
+    def __init__(self, workdir: Path, refclocks: list[str], ntp_port: int | None = None) -> None:
+        self.workdir = workdir
+        self.refclocks = refclocks
+        self.ntp_port = ntp_port if ntp_port is not None else free_udp_port()
+        self.rundir = workdir / "run"
+        self.cmd_socket = self.rundir / "chronyd.sock"
+        self.conf = workdir / "chronyd.conf"
+        self.log_path = workdir / "chronyd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def config_text(self) -> str:
+        w = self.workdir
+        return "\n".join(
+            [
+                f"pidfile {w}/chronyd.pid",
+                f"driftfile {w}/chronyd.drift",
+                f"bindcmdaddress {self.cmd_socket}",
+                "cmdport 0",
+                f"port {self.ntp_port}",
+                "bindaddress 127.0.0.1",
+                "allow 127.0.0.1",
+                *self.refclocks,
+                "",
+            ]
+        )
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        exe = find_chronyd()
+        if exe is None:
+            raise RuntimeFailure("chronyd not found; install Debian's chrony (make chrony)")
+        self.rundir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.rundir, 0o700)
+        self.conf.write_text(self.config_text())
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [exe, "-d", "-x", "-u", "root", "-f", str(self.conf)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeFailure(f"chronyd exited at start: {self.last_log_line()}")
+            if self.cmd_socket.exists() and self._chronyc_ok():
+                return
+            time.sleep(0.1)
+        raise RuntimeFailure(f"chronyd did not answer within {timeout_s:g} s")
+
+    def last_log_line(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(no output)"
+
+    def _chronyc_ok(self) -> bool:
+        try:
+            self.chronyc("tracking")
+        except RuntimeFailure:
+            return False
+        return True
+
+    def chronyc(self, *args: str, csv: bool = True) -> str:
+        exe = shutil.which("chronyc") or "/usr/bin/chronyc"
+        cmd = [exe, "-h", str(self.cmd_socket), "-n", *(["-c"] if csv else []), *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise RuntimeFailure(
+                f"chronyc {' '.join(args)}: {r.stderr.strip() or r.stdout.strip()}"
+            )
+        return r.stdout
+
+    def sources(self) -> list[SourceRow]:
+        rows = []
+        for line in self.chronyc("sources").splitlines():
+            f = line.split(",")
+            if len(f) >= 10:
+                rows.append(SourceRow(f[0], f[1], f[2], int(f[3]), int(f[5], 8), float(f[7])))
+        return rows
+
+    def tracking(self) -> Tracking:
+        f = self.chronyc("tracking").strip().split(",")
+        return Tracking(_refid_text(f[0]), int(f[2]), float(f[4]), f[-1])
+
+    def selected(self, name: str) -> bool:
+        return any(r.name == name and r.state == "*" for r in self.sources())
+
+    def stop(self) -> int | None:
+        proc, self.proc = self.proc, None
+        rc = None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return rc
+
+    def __enter__(self) -> PrivateChronyd:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class Driver:
+    """``dcf77shm run ...`` as a child process, its log in a file."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dcf77shm", "run", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def locked(self) -> bool:
+        return "LOCK:" in self.log_text()
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run went: seconds from the driver's start, None if not reached."""
+
+    lock_s: float | None
+    selected_s: float | None
+    tracking: Tracking | None
+
+
+def wait_selected(
+    chronyd: PrivateChronyd,
+    driver: Driver,
+    refid: str,
+    timeout_s: float,
+    progress: Callable[[float, str], None] | None = None,
+    settle_s: float = 0.0,
+) -> Outcome:
+    """Poll until ``refid`` is selected (``*``) and tracking says stratum 1.
+
+    ``settle_s``: after selection, wait this long for one more measurement
+    before reading tracking (its first estimate rests on few samples).
+    """
+    t0 = time.monotonic()
+    lock_s = selected_s = None
+    last = ""
+    while (now := time.monotonic() - t0) < timeout_s:
+        if driver.proc.poll() is not None:
+            raise RuntimeFailure(f"dcf77shm run exited ({driver.proc.returncode})")
+        if lock_s is None and driver.locked():
+            lock_s = now
+        tr = chronyd.tracking()
+        if chronyd.selected(refid) and tr.stratum == 1:
+            selected_s = now
+            if settle_s:
+                time.sleep(settle_s)
+                tr = chronyd.tracking()
+            return Outcome(lock_s, selected_s, tr)
+        state = "locked" if lock_s is not None else "waiting for lock"
+        line = f"{state}; chrony: " + " ".join(
+            f"{r.state}{r.name} reach {r.reach:o}" for r in chronyd.sources()
+        )
+        if progress is not None and line != last:
+            progress(now, line)
+            last = line
+        time.sleep(1.0)
+    return Outcome(lock_s, selected_s, None)
