@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from dcf77shm.model import NS_PER_MS, Edge, Polarity
 
-# A segment this long is pulse-like; one this long is pause-like (ms).
+# A segment this long is pulse-like (ms).
 _PULSE_MS = (70, 260)
-_PAUSE_MS = (700, 960)
 # Evidence needed before we commit to a polarity.
-_VOTES = 6
+_VOTES = 8
+_DUTY = (0.05, 0.40)
+_DECIDE_AFTER_NS = 12 * NS_PER_MS * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class FrontEnd:
         self._last: Edge | None = None
         # votes[level] = [pulse-like segments, pause-like segments] at that level
         self._votes = [[0, 0], [0, 0]]
+        self._time = [0, 0]
+        self._first_ns = 0
 
     @property
     def polarity(self) -> Polarity:
@@ -74,24 +77,28 @@ class FrontEnd:
         return out
 
     def _vote(self, edge: Edge) -> None:
+        # Evidence per level: time spent at it, and segments as long as a
+        # pulse.  Glitches chop the long pauses into pieces, so pause lengths
+        # are useless in noise; the duty cycle is not: the carrier is reduced
+        # for ~15% of the time (100-200 ms a second), glitches add a little.
         prev = self._last
         self._last = edge
-        if prev is None or prev.level == edge.level:
+        if prev is None:
+            self._first_ns = edge.time_ns
             return
-        ms = (edge.time_ns - prev.time_ns) / NS_PER_MS
-        level = prev.level
-        if _PULSE_MS[0] <= ms <= _PULSE_MS[1]:
-            self._votes[level][0] += 1
-        elif _PAUSE_MS[0] <= ms <= _PAUSE_MS[1] or 1700 <= ms <= 1960:
-            self._votes[level][1] += 1
+        if prev.level == edge.level:
+            return
+        dur = edge.time_ns - prev.time_ns
+        self._time[prev.level] += dur
+        if _PULSE_MS[0] * NS_PER_MS <= dur <= _PULSE_MS[1] * NS_PER_MS:
+            self._votes[prev.level][0] += 1
+        if edge.time_ns - self._first_ns < _DECIDE_AFTER_NS:
+            return
+        total = self._time[0] + self._time[1]
         for lv in (0, 1):
-            pulses, pauses = self._votes[lv][0], self._votes[1 - lv][1]
-            if (
-                pulses >= _VOTES
-                and pauses >= _VOTES
-                and pulses >= 3 * self._votes[1 - lv][0]
-                and pauses >= 3 * self._votes[lv][1]
-            ):
+            duty = self._time[lv] / total if total else 0.0
+            pulses = self._votes[lv][0]
+            if _DUTY[0] <= duty <= _DUTY[1] and pulses >= _VOTES:
                 self.active_level = lv
                 return
 

@@ -27,6 +27,7 @@ stayed reduced for 60 ms after it.  The minute after a possible leap second
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 
@@ -36,11 +37,12 @@ from dcf77shm.model import NS_PER_S, Event, Leap, MinuteReport, Sample, StateCha
 from dcf77shm.robust import fields
 from dcf77shm.robust.tracker import Second, Tracker
 
-WINDOW = 10  # frames kept for the evidence lock
+WINDOW = 20  # frames kept for the evidence lock
 MARGIN = 20.0  # nats: the best hypothesis must beat every other by e^20
-SILENCE_DECAY = 0.8  # per minute
+SILENCE_DECAY = 0.95  # per minute
 KEEP_SECONDS = 62 * (WINDOW + 1)
 _GROUPS = ((21, 28), (29, 35), (36, 58))  # parity groups, inclusive
+_STABLE = (17, 18, *range(29, 59))  # bits that stay put between most minutes
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -127,7 +129,10 @@ class RobustDecoder:
             out.extend(self._locked_second(s))
             return out
         i = s.n % 60
-        self._silence[i] = self._silence[i] * SILENCE_DECAY + (1.0 - _clip(s.presence, 0, 1))
+        # A clear pulse says "not the marker" more surely than a silence says
+        # "the marker" (pulses get lost, the silent second never pulses).
+        vote = 1.0 if s.presence < 0.3 else -2.0 if s.presence > 0.7 else 0.0
+        self._silence[i] = self._silence[i] * SILENCE_DECAY + vote
         marker = self._find_marker()
         if marker != self._marker:
             self._frames.clear()
@@ -140,7 +145,10 @@ class RobustDecoder:
         m = self._silence
         best = max(range(60), key=m.__getitem__)
         second = max(v for k, v in enumerate(m) if k != best)
-        return best if m[best] >= 0.9 and m[best] - second >= 0.6 else None
+        cur = self._marker
+        if cur is not None and cur != best and m[best] - m[cur] < 2.0:
+            return cur  # hysteresis: one odd minute does not move the marker
+        return best if m[best] >= 0.9 and m[best] - second >= 1.0 else None
 
     # --- frames and lock -------------------------------------------------
 
@@ -184,11 +192,29 @@ class RobustDecoder:
             return None, e.reasons
 
     def _bit_error_bound(self) -> float:
-        """Upper bound on the per-bit error rate, from recent parity failures."""
+        """Upper bound on the per-bit error rate of clear-cut bits.
+
+        Two independent witnesses, the tighter wins: parity failures of
+        complete groups, and disagreements between consecutive frames in bits
+        that stay put from minute to minute (zone, hour, date; a real change at
+        an hour or day boundary only makes the bound more cautious).  A flipped
+        pulse looks perfectly clean, so only the code itself can reveal it.
+        """
         groups = len(self._parity)
         fails = sum(self._parity)
         f_ub = min(0.49, (fails + 3.0) / (groups + 4.0))
-        return _clip((1 - (1 - 2 * f_ub) ** (1 / 12.0)) / 2, 0.002, 0.3)
+        p_parity = (1 - (1 - 2 * f_ub) ** (1 / 12.0)) / 2
+        pairs = diffs = 0
+        frames = list(self._frames)
+        for (_, a), (_, b) in itertools.pairwise(frames):
+            for j in _STABLE:
+                x, y = _confident(a[j]), _confident(b[j])
+                if x is not None and y is not None:
+                    pairs += 1
+                    diffs += x != y
+        d_ub = min(0.5, (diffs + 3.0) / (pairs + 4.0))
+        p_pairs = (1 - math.sqrt(1 - 2 * d_ub)) / 2  # d = 2p(1-p)
+        return _clip(min(p_parity, p_pairs), 0.002, 0.3)
 
     def _llrs(self, secs: list[Second | None], lam: float) -> list[float]:
         out = []

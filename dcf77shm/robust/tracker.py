@@ -156,22 +156,26 @@ class Tracker:
     def _measure(self) -> Second:
         pred = self._pred
         runs = self.runs
-        cands = [e for e in runs.rising_in(pred - TRACK_WIN_NS, pred + TRACK_WIN_NS)]
+        sigma = math.sqrt(self._var)
+        win = int(min(150 * MS, max(TRACK_WIN_NS, 4 * sigma)))
+        cands = runs.rising_in(pred - win, pred + win)
         good = [e for e in cands if _qualified(runs, e)]
         edge = min(good, key=lambda e: abs(e - pred)) if good else None
-        sigma = math.sqrt(self._var)
         clean = False
         ref = pred
         if edge is not None:
             err = edge - pred
             ref = edge
-            pub_win = min(30 * MS, max(10 * MS, 4 * sigma))
+            # The publish window: the loop's own jitter estimate, 3.5 sigma.
+            pub_win = min(100 * MS, max(10 * MS, 3.5 * sigma))
             clean = (
                 abs(err) <= pub_win
-                and not [e for e in cands if e < edge]  # nothing glitch-shifted in front
+                # A rise in front of it inside the window: a glitch may have
+                # run into the pulse and moved its leading edge.
+                and not [e for e in cands if pred - pub_win <= e < edge]
                 and not runs.falling_in(edge, edge + 60 * MS)
             )
-            self._var += 0.05 * (min(err * err, (TRACK_WIN_NS / 2) ** 2) - self._var)
+            self._var += 0.05 * (min(err * err, (win / 2) ** 2) - self._var)
             self._pred = round(pred + self._period + ALPHA * err)
             self._period += BETA * err
             lim = NS_PER_S * PERIOD_LIMIT
