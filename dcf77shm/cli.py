@@ -297,6 +297,14 @@ cli.add_command(run)
 cli.add_command(shm)
 
 
+# --- record, monitor (dcf77shm/cli_gpio.py) ----------------------------------
+
+from dcf77shm.cli_gpio import monitor, record  # noqa: E402
+
+cli.add_command(record)
+cli.add_command(monitor)
+
+
 # --- entry point -------------------------------------------------------------
 
 

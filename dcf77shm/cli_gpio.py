@@ -1,0 +1,136 @@
+"""``dcf77shm record`` and ``dcf77shm monitor``: thin click commands (registered in cli.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dcf77shm.model import NS_PER_S, Polarity
+
+F = Callable[..., Any]
+
+
+def source_options(f: F) -> F:
+    """--source and the options the live and replay sources take."""
+    for opt in reversed(
+        [
+            click.option(
+                "--source",
+                "source_spec",
+                required=True,
+                help="pigpio:GPIO, gpiod:CHIP:LINE, replay:FILE or sim.",
+            ),
+            click.option(
+                "--glitch-filter-us",
+                type=click.IntRange(0, 300_000),
+                default=0,
+                show_default=True,
+                help="pigpio/gpiod: ignore level changes shorter than this (µs).",
+            ),
+            click.option(
+                "--bias",
+                type=click.Choice(["as-is", "pull-up", "pull-down", "disabled"]),
+                default="as-is",
+                show_default=True,
+                help="pigpio/gpiod: the GPIO's internal pull resistor.",
+            ),
+            click.option(
+                "--pace", is_flag=True, help="replay: hand each edge on when the clock reaches it."
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def open_cli_source(source_spec: str, glitch_filter_us: int, bias: str, pace: bool) -> Any:
+    from dcf77shm.sources import open_source
+
+    return open_source(
+        source_spec, {"glitch_filter_us": glitch_filter_us, "bias": bias, "pace": pace}
+    )
+
+
+@click.command()
+@source_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Edge log to write (.gz compresses); NAME.part until the recording ends.",
+)
+@click.option("--duration", help="Stop after this long: 90s, 10m, 2h (default: until Ctrl-C).")
+def record(
+    source_spec: str,
+    glitch_filter_us: int,
+    bias: str,
+    pace: bool,
+    output: Path,
+    duration: str | None,
+) -> None:
+    """Record a source's edges to an edge log (attach it to a bug report)."""
+    from dcf77shm.cli import parse_duration
+    from dcf77shm.record import RecordStats, stop_on_signals
+    from dcf77shm.record import record as do_record
+
+    duration_s = parse_duration(duration) if duration else None
+    source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
+    tty = sys.stderr.isatty()
+
+    def progress(st: RecordStats) -> None:
+        if tty:
+            click.echo(f"\rrecording: {st.line()}   ", err=True, nl=False)
+        elif round(st.seconds) % 10 == 0:
+            click.echo(f"recording: {st.line()}", err=True)
+
+    source.open()
+    click.echo(f"recording {source.description} to {output} (Ctrl-C stops)", err=True)
+    with stop_on_signals() as stop:
+        st = do_record(source, output, duration_s, stop, progress)
+    click.echo(("\n" if tty else "") + f"wrote {output}: {st.line()}", err=True)
+
+
+@click.command()
+@source_options
+@click.option(
+    "--polarity",
+    type=click.Choice([p.value for p in Polarity]),
+    default="auto",
+    show_default=True,
+    help="Line level while the carrier is reduced; auto detects it.",
+)
+def monitor(source_spec: str, glitch_filter_us: int, bias: str, pace: bool, polarity: str) -> None:
+    """Show the signal live, one line per second: aim the antenna by it."""
+    from dcf77shm.monitor import MonitorView
+    from dcf77shm.record import stop_on_signals
+
+    source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
+    view = MonitorView(Polarity(polarity))
+    source.open()
+    click.echo(f"monitoring {source.description} (Ctrl-C stops)", err=True)
+    last_ns: int | None = None
+    try:
+        with stop_on_signals() as stop:
+            while not stop.is_set():
+                items = source.read(0.2)
+                if items is None:
+                    break
+                lines = []
+                for it in items:
+                    lines += view.feed(it)
+                    last_ns = it.time_ns
+                now = time.time_ns()
+                # Only a live stream may be moved on by the wall clock; an old
+                # log's times are nowhere near it.
+                if last_ns is not None and abs(now - last_ns) < 10 * NS_PER_S:
+                    lines += view.advance(now)
+                for line in lines:
+                    click.echo(line)
+    finally:
+        source.close()
