@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from dcf77shm.edgelog import HEADER, EdgeLogWriter, read_edges, write_edges
 from dcf77shm.errors import BadInput
 from dcf77shm.model import NS_PER_S, Edge, MinuteReport, Sample
-from dcf77shm.pipeline import decode_edges
+from dcf77shm.pipeline import DECODERS, decode_edges
 from dcf77shm.simulate import SimParams, simulate
 
 T0 = 1_700_000_000 * NS_PER_S
@@ -156,7 +156,8 @@ def test_accepts_gzip_by_content(tmp_path: Path) -> None:
     assert read_edges(p) == [Edge(T0, 1), Edge(T0 + 100_000_000, 0)]
 
 
-def test_duplicate_levels_do_not_break_decoding() -> None:
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+def test_duplicate_levels_do_not_break_decoding(decoder: str) -> None:
     """Lines with the same level twice in a row (a lost edge) still decode, and
     never into a false sample."""
     sim = simulate(SimParams(start_s=1_718_000_007, duration_s=900, seed=3))
@@ -173,7 +174,7 @@ def test_duplicate_levels_do_not_break_decoding() -> None:
     assert lost >= 3
     repeats = sum(a.level == b.level for a, b in itertools.pairwise(edges))
     assert repeats >= 20
-    events = list(decode_edges(edges))
+    events = list(decode_edges(edges, decoder=decoder))
     samples = [e for e in events if isinstance(e, Sample)]
     assert sum(isinstance(e, MinuteReport) and e.ok for e in events) >= 8
     assert len(samples) > 500
