@@ -36,6 +36,7 @@ from dcf77shm.frontend import Transition
 from dcf77shm.model import NS_PER_S, Event, Leap, MinuteReport, Sample, StateChange
 from dcf77shm.robust import fields
 from dcf77shm.robust.tracker import Second, Tracker
+from dcf77shm.robust.witness import SILENT, CountWitness
 
 WINDOW = 20  # frames kept for the evidence lock
 MARGIN = 20.0  # nats: the best hypothesis must beat every other by e^20
@@ -43,6 +44,13 @@ SILENCE_DECAY = 0.95  # per minute
 KEEP_SECONDS = 62 * (WINDOW + 1)
 _GROUPS = ((21, 28), (29, 35), (36, 58))  # parity groups, inclusive
 _STABLE = (17, 18, *range(29, 59))  # bits that stay put between most minutes
+WITNESS_MIN = 6  # the count must explain this many recent predictable seconds
+WITNESS_LEAD = 3  # ... by this much more than any count shifted by 1 or 2 s
+# A second is published only after this many later seconds have also fitted
+# the count: a whole-second step of the clock in a recorded log (which has no
+# monotonic stamps to reveal it) is caught by the witness before any second
+# labelled after it is let out.
+CONFIRM_SECONDS = 25
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -54,6 +62,13 @@ def _confident(s: Second | None, clear: float = 0.3) -> int | None:
     if s is None or s.presence < 0.7 or abs(s.one - 0.5) < clear:
         return None
     return 1 if s.one > 0.5 else 0
+
+
+def _symbol(s: Second) -> int | None:
+    """What the second carried: a 0, a 1, no pulse (SILENT), or unclear (None)."""
+    if s.presence < 0.3:
+        return SILENT
+    return _decided(s)
 
 
 def _decided(s: Second | None) -> int | None:
@@ -78,6 +93,8 @@ class RobustDecoder:
         self._hold = False
         self._hold_frames = 0
         self._contra: deque[bool] = deque(maxlen=4)
+        self._witness = CountWitness()
+        self._queue: deque[tuple[int, Sample]] = deque()  # (n, sample) awaiting confirmation
 
     @property
     def locked(self) -> bool:
@@ -107,6 +124,7 @@ class RobustDecoder:
 
     def _unlock(self, time_ns: int, reason: str) -> list[Event]:
         was = self.locked
+        self._queue.clear()
         self._lock_minute = None
         self._hold = False
         self._contra.clear()
@@ -251,6 +269,11 @@ class RobustDecoder:
         self._lock_minute = next_minute - 60  # the minute now ending
         self._lock_n0 = s.n - 59
         self._hold = False
+        self._witness.reset()
+        for j in range(60):
+            x = self._seconds.get(self._lock_n0 + j)
+            if x is not None:
+                self._witness.observe(self._lock_minute + j, _symbol(x))
         return [StateChange(s.start_ns + NS_PER_S, True, how)]
 
     def _is_leap_minute(self, minute_s: int) -> bool:
@@ -297,15 +320,23 @@ class RobustDecoder:
             k -= 60
             if month_end and not self._a2_surely_clear():
                 self._hold, self._hold_frames = True, 0
+        match = self._witness.observe(self._lock_minute + k, _symbol(s)) if k <= 59 else 0
+        here, shifted = self._witness.lead()
+        if self._witness.slipped(WITNESS_LEAD):
+            return [*out, *self._unlock(s.start_ns, "the bits fit a count shifted by a second")]
         if k == 59:
             return self._frame_done(s, s.n - 59)
-        if not self._hold and s.clean and k <= 58 and s.edge_ns is not None:
+        certain = here >= WITNESS_MIN and here - shifted >= WITNESS_LEAD and match >= 0
+        if certain and not self._hold and s.clean and k <= 58 and s.edge_ns is not None:
             minute = self._lock_minute
             leap = Leap.INSERT if self._a2_set() and minute % 3600 else Leap.NONE
-            out.append(Sample(s.edge_ns, (minute + k) * NS_PER_S, leap))
+            self._queue.append((s.n, Sample(s.edge_ns, (minute + k) * NS_PER_S, leap)))
+        while self._queue and self._queue[0][0] <= s.n - CONFIRM_SECONDS:
+            out.append(self._queue.popleft()[1])
         return out
 
     def _rotate_marker(self) -> None:
+        self._witness.reset()
         if self._marker is not None:
             self._marker = (self._marker + 1) % 60
         self._silence = self._silence[-1:] + self._silence[:-1]
