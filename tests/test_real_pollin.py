@@ -81,7 +81,7 @@ def test_minutes_are_of_9_and_10_january_2012(name: str) -> None:
 def test_samples_agree_up_to_the_analyser_clock_rate(name: str, decoder: str) -> None:
     _, samples = _events(name, decoder)
     if name == "dcf77_480s":  # the clean 176 s capture: two frames, then samples
-        assert len(samples) >= 30
+        assert len(samples) >= (30 if decoder == "strict" else 10)
     if len(samples) < 10:
         pytest.skip(f"{decoder} publishes {len(samples)} samples from {name}")
     r0 = samples[0].receive_ns
