@@ -3,8 +3,9 @@
 :class:`MonitorView` is pure (no I/O, no clock reads): it runs the same
 :class:`~dcf77shm.pipeline.Pipeline` as ``run`` for lock, samples and minutes,
 and measures each second itself from the edges: the pulse width and bit, the
-phase of the leading edge (against the locked UTC second when a sample labels
-it, else against a running estimate of the second's phase), the number of
+phase of the leading edge (against the UTC second while locked, counted on
+from the decoder's latest sample, else against a running estimate of the
+second's phase), the number of
 extra pulses (glitches), and a quality figure: the share of the last 60
 seconds that held exactly one clean pulse in phase (second 59, silent by
 design, counts as clean once a minute).
@@ -37,6 +38,7 @@ SLOT_LEAD_NS = 200 * NS_PER_MS  # a second's slot opens this long before its pul
 # The decoder labels a mark up to about a second after its leading edge; a
 # second's line waits for that, so it can show the label.
 REPORT_LAG_NS = 700 * NS_PER_MS
+MAX_LABEL_AGE_NS = 300 * NS_PER_S
 
 
 class MonitorView:
@@ -49,7 +51,7 @@ class MonitorView:
         self._votes = [0, 0]  # pulse-like segments seen at level 0 / 1
         self._phase: int | None = None  # running estimate of the second's phase (ns mod 1 s)
         self._slot: int | None = None  # start of the next second slot to report
-        self._samples: dict[int, Sample] = {}
+        self._latest: Sample | None = None  # the decoder's newest labelled mark
         self._clean: deque[bool] = deque(maxlen=60)
         self._silent_used = 0  # slots since a silent second last counted as clean
 
@@ -62,6 +64,7 @@ class MonitorView:
             self.pipe.feed(item)
             self.locked = False
             self._segs, self._open, self._last, self._slot = [], None, None, None
+            self._latest = None
             return [f"== gap: {item.reason}"]
         out = self._events(self.pipe.feed(item))
         prev, self._last = self._last, item
@@ -95,7 +98,8 @@ class MonitorView:
         out = []
         for ev in events:
             if isinstance(ev, Sample):
-                self._samples[ev.receive_ns] = ev
+                if self._latest is None or ev.receive_ns > self._latest.receive_ns:
+                    self._latest = ev
             elif isinstance(ev, MinuteReport):
                 utc = utc_minute(ev.utc_s) or "-"
                 local = ev.extra.get("local", "")
@@ -126,9 +130,15 @@ class MonitorView:
         expected = start + SLOT_LEAD_NS
         pulses = [s for s in segs if PULSE_NS[0] <= s[1] - s[0] <= PULSE_NS[1]]
         main = min(pulses or segs, key=lambda s: abs(s[0] - expected), default=None)
-        sample = next((v for k, v in self._samples.items() if start <= k < end), None)
-        self._samples = {k: v for k, v in self._samples.items() if k >= end}
         self._silent_used += 1
+        # The decoder may publish a second's sample well after it (the robust
+        # one confirms first), so the label comes from the latest sample,
+        # counted on by whole seconds; while locked that count is the lock's.
+        ref = self._latest
+        label_ns = None
+        if self.locked and ref is not None and abs(expected - ref.receive_ns) < MAX_LABEL_AGE_NS:
+            k = (expected - ref.receive_ns + NS_PER_S // 2) // NS_PER_S
+            label_ns = ref.clock_ns + k * NS_PER_S
         if main is None:
             clean = self._silent_used >= 59
             if clean:
@@ -139,11 +149,9 @@ class MonitorView:
             clean = len(segs) == 1 and main in pulses and abs(main[0] - expected) <= IN_PHASE_NS
             width = f"{w / NS_PER_MS:4.0f} ms"
             bit = "?" if main not in pulses else str(int(w >= ONE_NS))
-            if sample is not None:
+            if label_ns is not None:
                 # The leading edge against the whole UTC second, on the system clock.
-                off = (
-                    sample.receive_ns - sample.clock_ns + NS_PER_S // 2
-                ) % NS_PER_S - NS_PER_S // 2
+                off = (main[0] - label_ns + NS_PER_S // 2) % NS_PER_S - NS_PER_S // 2
                 phase = f"{off / NS_PER_MS:+7.1f} ms utc"
             else:
                 phase = f"{(main[0] - expected) / NS_PER_MS:+7.1f} ms est"
@@ -153,8 +161,8 @@ class MonitorView:
             "%H:%M:%S"
         )
         label = ""
-        if sample is not None:
-            label = " = " + dt.datetime.fromtimestamp(sample.clock_ns // NS_PER_S, dt.UTC).strftime(
+        if label_ns is not None:
+            label = " = " + dt.datetime.fromtimestamp(label_ns // NS_PER_S, dt.UTC).strftime(
                 "%H:%M:%S UTC"
             )
         extra = len(segs) - (main is not None)
