@@ -245,7 +245,7 @@ def wait_selected(
     """
     t0 = time.monotonic()
     lock_s = selected_s = None
-    last = ""
+    last, last_t = "", 0.0
     while (now := time.monotonic() - t0) < timeout_s:
         if driver.proc.poll() is not None:
             raise RuntimeFailure(f"dcf77shm run exited ({driver.proc.returncode})")
@@ -262,8 +262,8 @@ def wait_selected(
         line = f"{state}; chrony: " + " ".join(
             f"{r.state}{r.name} reach {r.reach:o}" for r in chronyd.sources()
         )
-        if progress is not None and line != last:
+        if progress is not None and (line != last or now - last_t >= 15):
             progress(now, line)
-            last = line
+            last, last_t = line, now
         time.sleep(1.0)
     return Outcome(lock_s, selected_s, None)
