@@ -40,6 +40,7 @@ class StrictDecoder:
         self._leap_minute = False  # the running minute has 61 seconds
         self._leap_flag = Leap.NONE
         self._a2 = False
+        self._a2_before = False
         self._hold = False
         self._unconfirmed = 0
         self._tentative = False
@@ -165,6 +166,7 @@ class StrictDecoder:
         elif tc is not None and self._prev is not None and self._prev[1].utc_s() + 60 == utc_s:
             out.append(StateChange(marker_ns, True, "two consecutive frames agree"))
             self._unconfirmed = 0
+            self._a2_before = self._prev[1].leap_announce
             self._enter_minute(tc.utc_s(), tc)
         self._prev = (marker_ns, tc) if tc is not None else None
         return out
@@ -180,15 +182,21 @@ class StrictDecoder:
         # count is not trusted until a valid frame confirms it.
         self._hold = self._leap_minute
         self._minute_s = minute_s
-        self._leap_flag = Leap.INSERT if self._a2 and minute_s % 3600 else Leap.NONE
-        self._leap_minute = self._a2 and (minute_s + 60) % 3600 == 0
+        # A2 has no parity: honour it only in the last UTC hour of a month and
+        # when the previous frame said so too.
+        a2 = self._a2 and self._a2_before and timecode.in_leap_hour(minute_s)
+        self._a2_before = self._a2
+        self._leap_flag = Leap.INSERT if a2 and minute_s % 3600 else Leap.NONE
+        self._leap_minute = a2 and (minute_s + 60) % 3600 == 0
 
     def _start_minute(self, m: Mark, out: list[Event]) -> list[Event]:
         self._index = 0
         self._bits = [m.bit]
         if not self.locked:
             tc = self._prev[1] if self._prev is not None else None
-            self._leap_minute = bool(tc and tc.leap_announce and (tc.utc_s() + 60) % 3600 == 0)
+            self._leap_minute = bool(
+                tc and tc.leap_announce and timecode.is_month_end_minute(tc.utc_s())
+            )
         return out + self._sample(m, 0)
 
     def _sample(self, m: Mark, index: int) -> list[Event]:

@@ -278,3 +278,13 @@ def is_month_end_minute(minute_s: int) -> bool:
     first, March and September next); DCF77 announces them with A2.
     """
     return dt.datetime.fromtimestamp(minute_s + 60, UTC).strftime("%d%H%M") == "010000"
+
+
+def in_leap_hour(minute_s: int) -> bool:
+    """True in the last UTC hour of a month: the only hour A2 can rightly be set.
+
+    A2 is outside every parity group, so one flipped pulse can fake it; a
+    decoder honours it only here (and only when frames repeat it).
+    """
+    end = minute_s - minute_s % 3600 + 3600
+    return dt.datetime.fromtimestamp(end, UTC).strftime("%d%H") == "0100"

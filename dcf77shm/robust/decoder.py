@@ -274,7 +274,21 @@ class RobustDecoder:
             x = self._seconds.get(self._lock_n0 + j)
             if x is not None:
                 self._witness.observe(self._lock_minute + j, _symbol(x))
-        return [StateChange(s.start_ns + NS_PER_S, True, how)]
+        # The minute that just ended is now labelled too: both frames and an
+        # unbroken count vouch for it.  Its seconds join the queue like any
+        # other and leave it once CONFIRM_SECONDS later seconds have fitted.
+        out: list[Event] = [StateChange(s.start_ns + NS_PER_S, True, how)]
+        leap = Leap.INSERT if self._a2_set() and self._lock_minute % 3600 else Leap.NONE
+        for j in range(59):
+            x = self._seconds.get(self._lock_n0 + j)
+            if x is None or not x.clean or x.edge_ns is None:
+                continue
+            if self._witness.predict(self._lock_minute + j) in (None, _symbol(x)):
+                sample = Sample(x.edge_ns, (self._lock_minute + j) * NS_PER_S, leap)
+                self._queue.append((x.n, sample))
+        while self._queue and self._queue[0][0] <= s.n - CONFIRM_SECONDS:
+            out.append(self._queue.popleft()[1])
+        return out
 
     def _is_leap_minute(self, minute_s: int) -> bool:
         """The last minute of a UTC month: the only place a leap second can go."""
@@ -342,9 +356,12 @@ class RobustDecoder:
         self._silence = self._silence[-1:] + self._silence[:-1]
 
     def _a2_set(self) -> bool:
-        """A2 as the newest frame that shows it clearly says (it changes at whole hours)."""
-        recent = [a for a in list(self._a2)[-3:] if a is not None]
-        return bool(recent) and recent[-1] == 1
+        """A leap second is announced: A2 clear in two of the last three frames,
+        and only in the last UTC hour of a month (A2 has no parity)."""
+        assert self._lock_minute is not None
+        if not timecode.in_leap_hour(self._lock_minute):
+            return False
+        return sum(1 for a in list(self._a2)[-3:] if a == 1) >= 2
 
     def _a2_surely_clear(self) -> bool:
         return sum(1 for a in self._a2 if a == 0) >= 3
