@@ -36,13 +36,17 @@ class SampleCheck:
     def __init__(self) -> None:
         self._last: Sample | None = None
 
-    def reason(self, s: Sample) -> str | None:
+    def reason(self, s: Sample, now_ns: int | None = None) -> str | None:
         if s.clock_ns % NS_PER_S:
             return f"clock time {s.clock_ns} ns is not a whole second"
         if s.leap not in (Leap.NONE, Leap.INSERT, Leap.DELETE):
             return f"bad leap indicator {s.leap!r}"
         if abs(s.offset_ns) >= MAX_OFFSET_NS:
             return f"offset {s.offset_ns / NS_PER_S:.0f} s is beyond any clock"
+        if now_ns is not None and s.receive_ns > now_ns + NS_PER_S:
+            # chrony refuses a sample from the future; a source stamping
+            # edges ahead of the clock is broken (or an unpaced replay).
+            return f"receive time {iso_ns(s.receive_ns)} is in the future"
         last = self._last
         if last is not None and (s.receive_ns <= last.receive_ns or s.clock_ns <= last.clock_ns):
             return f"not after the previous sample ({iso_ns(last.clock_ns)})"
@@ -134,7 +138,7 @@ class Runner:
                 log.info("%s: %s", "LOCK" if ev.locked else "UNLOCK", ev.reason)
 
     def _publish(self, s: Sample) -> None:
-        why = self.check.reason(s)
+        why = self.check.reason(s, self._clock())
         if why is not None:
             self.stats.dropped += 1
             log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), why)

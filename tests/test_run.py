@@ -35,6 +35,8 @@ def test_safety_net_drops_with_reasons() -> None:
     assert "previous" in (c.reason(Sample(11 * NS_PER_S, 11 * NS_PER_S)) or "")
     assert c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S)) is None
     assert "beyond" in (c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)) or "")
+    assert "future" in (c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=18 * NS_PER_S) or "")
+    assert c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=20 * NS_PER_S) is None
 
 
 class Timeval(ctypes.Structure):
@@ -81,7 +83,7 @@ def test_replay_publishes_exactly_what_decode_reports(tmp_path: Path) -> None:
 
     def drain() -> None:
         # Like chronyd: read as they come (a unix datagram queue holds only
-        # net.unix.max_dgram_qlen = 10 datagrams; beyond that the sink drops).
+        # net.unix.max_dgram_qlen = 10 datagrams; beyond that the sink waits).
         while True:
             try:
                 s = SockSample.from_buffer_copy(rx.recv(100))
@@ -97,8 +99,7 @@ def test_replay_publishes_exactly_what_decode_reports(tmp_path: Path) -> None:
     rx.close()
     assert r.returncode == 0, r.stderr
     assert "LOCK: " in r.stderr
-    dropped = r.stderr.count("dropped: EAGAIN")
-    assert len(got) + dropped == len(want) and len(got) > len(want) // 2
+    assert len(got) == len(want)  # a reading chronyd gets every sample
     wanted = {c: rc for rc, c in want}
     for gr, gc in got:
         assert 0 <= wanted[gc] - gr < 1000  # tv holds µs; the offset carries the rest

@@ -102,3 +102,38 @@ def test_bad_paths(tmp_path: Path) -> None:
     f.write_text("")
     with pytest.raises(Exception, match="not a socket"):
         SockSink.from_spec(str(f), {}).open()
+
+
+def test_a_burst_waits_for_the_reader_and_a_stuck_reader_costs_a_drop(path: Path) -> None:
+    import threading
+
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(str(path))
+    sink = SockSink(str(path))
+    sink.open()
+    base = 1_700_000_000 * NS
+    # Nobody reads: the queue (10 datagrams by default) fills, then each send
+    # gives up after SEND_TIMEOUT_S and the sample is dropped.
+    for i in range(12):
+        sink.publish(Sample(base + i * NS, base + i * NS + 25_000_000))
+    assert sink.dropped >= 1 and sink.sent + sink.dropped == 12
+    got = []
+    rx.settimeout(0.5)
+
+    def drain() -> None:
+        while True:
+            try:
+                got.append(rx.recv(100))
+            except TimeoutError:
+                return
+
+    t = threading.Thread(target=drain)
+    t.start()
+    sent_before = sink.sent
+    for i in range(12, 112):  # a burst, as when a decoder locks
+        sink.publish(Sample(base + i * NS, base + i * NS + 25_000_000))
+    t.join()
+    assert sink.sent - sent_before == 100  # none lost while chronyd reads
+    assert len(got) == sink.sent
+    rx.close()
+    sink.close()

@@ -33,6 +33,7 @@ log = logging.getLogger("dcf77shm.sock")
 SOCK_MAGIC = 0x534F434B
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_PATH = 107
+SEND_TIMEOUT_S = 0.1
 # timeval is two time_t-sized words (glibc widens suseconds_t along with
 # time_t); the double that follows is 8-byte aligned in either case.
 _FORMATS = {32: struct.Struct("=ii d iiii"), 64: struct.Struct("=qq d iiii")}
@@ -57,6 +58,7 @@ class SockSink:
         self.sent = 0
         self.dropped = 0
         self._sock: socket.socket | None = None
+        self._opened = False
         self._down = False  # the last send failed (log once per outage)
 
     @classmethod
@@ -90,31 +92,55 @@ class SockSink:
                     f"{stat.S_IMODE(st.st_mode):04o}); fix: run dcf77shm as root or as "
                     "chronyd's user"
                 )
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.setblocking(False)
+        self._opened = True
+
+    def _connect(self) -> socket.socket:
+        # Connected, so that a full queue (chronyd busy, or a burst of
+        # samples: a unix datagram queue holds only net.unix.max_dgram_qlen,
+        # 10 by default) blocks the send briefly instead of failing at once.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.settimeout(SEND_TIMEOUT_S)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def publish(self, sample: Sample) -> None:
-        if self._sock is None:
+        if not self._opened:
             raise RuntimeFailure(f"{self.description}: publish before open")
         data = pack_sample(sample.receive_ns, sample.clock_ns, int(sample.leap), self.time_bits)
-        try:
-            self._sock.sendto(data, self.path)
-        except OSError as e:
-            self.dropped += 1
-            # ENOENT/ECONNREFUSED: chronyd is not running (restart); EAGAIN:
-            # it is not reading.  Both pass; the next sample tries again.
-            reason = errno.errorcode.get(e.errno or 0, str(e.errno))
-            log.debug("%s: sample %d dropped: %s (%s)", self.path, sample.clock_ns, reason, e)
-            if not self._down:
-                log.warning(
-                    "%s: chronyd not reachable (%s); retrying each second", self.path, reason
-                )
-            self._down = True
-            return
+        for attempt in (1, 2):
+            try:
+                if self._sock is None:
+                    self._sock = self._connect()
+                self._sock.send(data)
+                break
+            except OSError as e:
+                # ENOENT/ECONNREFUSED: chronyd is not running, or restarted
+                # (its new socket is another inode: reconnect once at once);
+                # timeout: it is not reading.  The sample is dropped and the
+                # next one tries again.
+                self.close()
+                if attempt == 1 and e.errno == errno.ECONNREFUSED:
+                    continue
+                self._dropped(sample, e)
+                return
         if self._down:
             log.info("%s: chronyd reachable again", self.path)
         self._down = False
         self.sent += 1
+
+    def _dropped(self, sample: Sample, e: OSError) -> None:
+        self.dropped += 1
+        reason = (
+            "timeout" if isinstance(e, TimeoutError) else errno.errorcode.get(e.errno or 0, "?")
+        )
+        log.debug("%s: sample %d dropped: %s (%s)", self.path, sample.clock_ns, reason, e)
+        if not self._down:
+            log.warning("%s: chronyd not reachable (%s); retrying each second", self.path, reason)
+        self._down = True
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
