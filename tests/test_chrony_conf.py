@@ -4,9 +4,13 @@ kill a user's chronyd."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
+import socket
+import ssl
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -83,6 +87,9 @@ def test_chronyd_starts_with_it(path: Path, tmp_path: Path) -> None:
         shutil.copy(CHRONY_DIR / "dcf77shm.keys.example", tmp_path / "keys")
     unit = 20000 + os.getpid() % 9000
     extra = _rewrite(path.read_text(), tmp_path, unit).splitlines()
+    nts_port = _free_tcp_port()
+    if "serve" in path.name:
+        extra.append(f"ntsport {nts_port}")
     c = PrivateChronyd(tmp_path, extra)
     try:
         c.start()
@@ -92,7 +99,51 @@ def test_chronyd_starts_with_it(path: Path, tmp_path: Path) -> None:
         assert "Fatal" not in log and "Could not" not in log, log
         for row in c.sources():
             assert row.name == "DCF"
+        if "serve" in path.name:
+            _check_symmetric_key(c.ntp_port)
+            _check_nts_ke(nts_port, tmp_path / "server.crt")
     finally:
         assert c.stop() == 0
         with contextlib.suppress(sysv_ipc.ExistentialError):
             sysv_ipc.SharedMemory(key_for(unit)).remove()
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _check_symmetric_key(port: int) -> None:
+    """An NTP request MACed with the example key (chrony: SHA256 truncated to
+    20 bytes in NTPv4) gets an answer MACed with it; a wrong key gets none."""
+    secret = (CHRONY_DIR / "dcf77shm.keys.example").read_text().split("HEX:")[1].split()[0]
+    key = bytes.fromhex(secret)
+    pkt = bytearray(48)
+    pkt[0] = 0x23  # LI 0, version 4, mode 3 (client)
+    pkt[40:48] = struct.pack(">II", int(time.time()) + 2_208_988_800, 4711)
+    for k, answered in ((key, True), (b"not the key", False)):
+        mac = struct.pack(">I", 10) + hashlib.sha256(k + bytes(pkt)).digest()[:20]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(1.5)
+            s.sendto(bytes(pkt) + mac, ("127.0.0.1", port))
+            try:
+                r = s.recv(200)
+            except TimeoutError:
+                assert not answered, "no answer to a request MACed with the example key"
+                continue
+        assert answered, "answered a request with a bad MAC"
+        assert r[48:52] == struct.pack(">I", 10)
+        assert r[52:] == hashlib.sha256(key + r[:48]).digest()[:20]
+
+
+def _check_nts_ke(port: int, cert: Path) -> None:
+    """NTS-KE (TLS, ALPN ntske/1) presents the configured certificate."""
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.set_alpn_protocols(["ntske/1"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "ntske/1"
