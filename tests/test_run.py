@@ -163,3 +163,33 @@ def test_shm_status(tmp_path: Path) -> None:
     finally:
         sink.close()
         sysv_ipc.SharedMemory(key_for(unit)).remove()
+
+
+def test_shm_status_watch_prints_each_new_sample() -> None:
+    import sysv_ipc
+
+    from dcf77shm.sinks.shm import ShmSink, key_for
+
+    unit = 39000 + os.getpid() % 900
+    sink = ShmSink(unit)
+    sink.open()
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "dcf77shm", "shm", "status", str(unit), "--watch"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)  # let it print the header
+        t = 1_700_000_000 * NS_PER_S
+        for i in range(3):
+            sink.publish(Sample(t + i * NS_PER_S - 40 * MS, t + i * NS_PER_S))
+            time.sleep(0.4)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+        assert p.returncode == 0, err
+        rows = [ln for ln in out.splitlines() if ln.endswith(" 1") and "+0.040000000 s" in ln]
+        assert [r.split()[-2] for r in rows] == ["2", "4", "6"]
+    finally:
+        sink.close()
+        sysv_ipc.SharedMemory(key_for(unit)).remove()
