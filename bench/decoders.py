@@ -6,7 +6,8 @@ decoded by each decoder; the simulator's truth says which samples are right.
 
 Per cell and decoder:
   avail   published second marks / transmitted second marks after the first
-          sample (a dropped or faded pulse counts as not published)
+          sample (a dropped or faded pulse counts as not published); a run
+          without any sample counts all its marks after 3 minutes as missed
   ttfs    time to first sample: from the start of the log to the moment the
           first sample is published (the time of the edge whose processing
           let it out), median and p90 (s); '-' when fewer than half (p50) or
@@ -75,6 +76,10 @@ def run_one(args: tuple[dict[str, float], int, int]) -> dict[str, Result]:
         if first is not None and published_at is not None:
             r.ttfs = (published_at - t0) / NS_PER_S
             r.possible = sum(1 for m in sim.marks if m.sys_ns >= first - 100_000_000)
+        else:
+            # A run that never published counts every mark after 3 minutes
+            # (what a clean signal needs) as missed.
+            r.possible = sum(1 for m in sim.marks if m.sys_ns >= t0 + 180 * NS_PER_S)
         out[dec] = r
     return out
 

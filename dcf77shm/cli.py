@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from dcf77shm import __version__
-from dcf77shm.edgelog import read_edges, write_edges
+from dcf77shm.edgelog import check_edges, iter_edges, write_edges
 from dcf77shm.errors import BadInput, Dcf77Error
 from dcf77shm.model import MinuteReport, Polarity
 from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
@@ -63,14 +63,16 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     Each FILE is decoded on its own, in order, by a fresh pipeline.  Every file
     is read and checked before anything is printed.
     """
-    logs = [(f, read_edges(f)) for f in files]
+    counts = [check_edges(f) for f in files]  # refuse any bad file before printing
     out = sys.stdout
-    for f, edges in logs:
+    for f, count in zip(files, counts, strict=True):
         pipe = Pipeline(Polarity(polarity), decoder)
-        summary = Summary(first_edge_ns=edges[0].time_ns if edges else None)
+        summary = Summary()
         if not as_json:
-            out.write(f"{f}: {len(edges)} edges\n{TABLE_HEADER}\n")
-        for edge in edges:
+            out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
+        for edge in iter_edges(f):
+            if summary.first_edge_ns is None:
+                summary.first_edge_ns = edge.time_ns
             for ev in pipe.feed(edge):
                 summary.add(ev)
                 if as_json:

@@ -22,32 +22,42 @@ from dcf77shm.model import Edge
 HEADER = "# dcf77shm edges v1"
 
 
-def _read_bytes(p: Path) -> bytes:
+def _lines(p: Path) -> Iterator[bytes]:
+    """The raw lines of a plain or gzip file, streamed."""
     try:
-        data = p.read_bytes()
+        raw = p.open("rb")
     except OSError as e:
         raise BadInput(f"{p}: cannot read: {e.strerror or e}") from None
-    if data[:2] == b"\x1f\x8b":
+    with raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if gz else raw
         try:
-            data = gzip.decompress(data)
+            yield from stream
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise BadInput(f"{p}: truncated or corrupt gzip data ({e})") from None
-    return data
+        except OSError as e:
+            raise BadInput(f"{p}: read error: {e}") from None
 
 
-def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
-    """Read a whole edge log, or raise :class:`BadInput` with one clear line."""
-    p = Path(path)
-    lines = _read_bytes(p).split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if not lines:
-        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER!r}")
-    edges: list[Edge] = []
+def _scan(p: Path) -> Iterator[Edge]:
+    """Parse and check an edge log line by line; BadInput on the first problem."""
     last: int | None = None
-    for lineno, raw in enumerate(lines, start=1):
+    lineno = 0
+    for lineno, raw in enumerate(_lines(p), start=1):
+        # Fast path for the common data line: two ASCII fields, digits and 0/1.
+        parts_b = raw.split()
+        if lineno > 1 and len(parts_b) == 2 and parts_b[0].isdigit():
+            lv = parts_b[1]
+            if lv == b"0" or lv == b"1":
+                t = int(parts_b[0])
+                if last is not None and t < last:
+                    raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
+                last = t
+                yield Edge(t, 1 if lv == b"1" else 0)
+                continue
         try:
-            line = raw.decode("utf-8").rstrip("\r")
+            line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
         if lineno == 1:
@@ -68,8 +78,24 @@ def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
         if last is not None and t < last:
             raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
         last = t
-        edges.append(Edge(t, int(l_s)))
-    return edges
+        yield Edge(t, 1 if l_s == "1" else 0)
+    if lineno == 0:
+        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER!r}")
+
+
+def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
+    """Read a whole edge log, or raise :class:`BadInput` with one clear line."""
+    return list(_scan(Path(path)))
+
+
+def check_edges(path: str | os.PathLike[str]) -> int:
+    """Check a whole edge log without keeping it; returns the number of edges."""
+    return sum(1 for _ in _scan(Path(path)))
+
+
+def iter_edges(path: str | os.PathLike[str]) -> Iterator[Edge]:
+    """Stream the edges of a log that :func:`check_edges` accepted (bounded memory)."""
+    return _scan(Path(path))
 
 
 def _is_int(s: str) -> bool:

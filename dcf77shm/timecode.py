@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -271,6 +272,7 @@ def timecode_for(
     )
 
 
+@functools.lru_cache(maxsize=256)
 def is_month_end_minute(minute_s: int) -> bool:
     """True for 23:59 UTC on the last day of a month: where a leap second can go.
 
@@ -280,6 +282,7 @@ def is_month_end_minute(minute_s: int) -> bool:
     return dt.datetime.fromtimestamp(minute_s + 60, UTC).strftime("%d%H%M") == "010000"
 
 
+@functools.lru_cache(maxsize=256)
 def in_leap_hour(minute_s: int) -> bool:
     """True in the last UTC hour of a month: the only hour A2 can rightly be set.
 

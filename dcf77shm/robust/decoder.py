@@ -19,10 +19,17 @@ marker; each later frame must not contradict the count.
 
 Publishing rule (the one promise that matters): a second mark is published
 only while locked and not on hold, when its label comes from the count, and
-when its leading edge lies inside the tracked phase window, nothing rose in
-front of it inside the window (a glitch would have shifted it) and the carrier
-stayed reduced for 60 ms after it.  The minute after a possible leap second
-(any month's last minute) is held until a frame confirms the count.
+* its leading edge lies inside the tracked phase window (3.5 sigma of the
+  loop's own jitter, 10-100 ms), it is the only pulse-like rise there, and the
+  carrier stayed reduced for 60 ms after it (a glitch-shifted or glitch-made
+  edge fails one of these);
+* the count witness (:mod:`.witness`) finds that the bits of the last minute
+  fit the count better, by a margin, than a count shifted by 1 or 2 s, and the
+  second's own bit does not contradict it;
+* ``CONFIRM_SECONDS`` later seconds have also fitted the count (a whole-second
+  clock step in a recorded log is caught before anything after it goes out).
+The minute after a possible leap second (any month's last minute) is held
+until a frame confirms the count.
 """
 
 from __future__ import annotations

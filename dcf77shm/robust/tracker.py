@@ -15,6 +15,7 @@ soft bits, and it is what makes glitches and lost edges harmless.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from dcf77shm.frontend import Transition
@@ -24,7 +25,7 @@ from dcf77shm.robust.runs import RunHistory
 MS = NS_PER_MS
 BIN_NS = 10 * MS
 BINS = NS_PER_S // BIN_NS
-ACQ_TAU_S = 20.0
+TAU_NS = 20.0 * NS_PER_S  # the acquisition histogram forgets with this time constant
 ACQ_MIN_MASS = 6.0  # ~six recent clean pulses at one phase
 ACQ_MIN_SHARE = 0.55  # and most of all the qualified edges
 TRACK_WIN_NS = 60 * MS  # edges this close to the prediction steer the loop
@@ -56,10 +57,12 @@ def _qualified(runs: RunHistory, t: int) -> bool:
 class Tracker:
     def __init__(self) -> None:
         self.runs = RunHistory()
-        self._pending: list[int] = []  # leading edges waiting for their 40 ms
+        self._pending: deque[int] = deque()  # leading edges waiting for their 40 ms
+        # Decaying histogram, stored scaled by exp((t - _hist_t) / tau) so an
+        # update touches one bin; rescaled now and then.
         self._hist = [0.0] * BINS
-        self._hist_t = 0  # time the histogram's weights refer to
-        self._recent: list[int] = []  # qualified edges of the last ~30 s
+        self._hist_t: int | None = None
+        self._recent: deque[int] = deque()  # qualified edges of the last ~30 s
         self.tracking = False
         self._pred = 0
         self._period = float(NS_PER_S)
@@ -84,7 +87,7 @@ class Tracker:
     def advance(self, now_ns: int) -> list[Second]:
         out: list[Second] = []
         while self._pending and now_ns >= self._pending[0] + 40 * MS:
-            t = self._pending.pop(0)
+            t = self._pending.popleft()
             if _qualified(self.runs, t):
                 self._add_qualified(t)
         while self.tracking and now_ns >= self._pred + DEADLINE_NS:
@@ -93,33 +96,34 @@ class Tracker:
 
     # --- acquisition -----------------------------------------------------
 
-    def _decay_to(self, t: int) -> None:
-        if t > self._hist_t:
-            f = math.exp(-(t - self._hist_t) / (ACQ_TAU_S * NS_PER_S))
-            if f < 0.999:
-                self._hist = [h * f for h in self._hist]
-                self._hist_t = t
-
     def _add_qualified(self, t: int) -> None:
-        self._decay_to(t)
-        self._hist[(t % NS_PER_S) // BIN_NS] += 1.0
+        if self._hist_t is None:
+            self._hist_t = t
+        x = (t - self._hist_t) / TAU_NS
+        if x > 30.0:  # rescale before the weights overflow
+            f = math.exp(-x)
+            self._hist = [h * f for h in self._hist]
+            self._hist_t, x = t, 0.0
+        self._hist[(t % NS_PER_S) // BIN_NS] += math.exp(x)
         self._recent.append(t)
-        while self._recent and self._recent[0] < t - 30 * NS_PER_S:
-            self._recent.pop(0)
+        while self._recent[0] < t - 30 * NS_PER_S:
+            self._recent.popleft()
         if not self.tracking:
             self._try_acquire(t)
 
-    def _peak(self) -> tuple[int, float, float]:
+    def _peak(self, now_ns: int) -> tuple[int, float, float]:
+        """Best 30 ms phase, its decayed weight and the total weight at ``now_ns``."""
         h = self._hist
         best, mass = 0, -1.0
         for b in range(BINS):
             m = h[b - 1] + h[b] + h[(b + 1) % BINS]
             if m > mass:
                 best, mass = b, m
-        return best, mass, sum(h)
+        scale = math.exp(-(now_ns - (self._hist_t or now_ns)) / TAU_NS)
+        return best, mass * scale, sum(h) * scale
 
     def _try_acquire(self, t: int) -> None:
-        b, mass, total = self._peak()
+        b, mass, total = self._peak(t)
         if mass < ACQ_MIN_MASS or mass < ACQ_MIN_SHARE * total:
             return
         centre = b * BIN_NS + BIN_NS // 2
@@ -157,29 +161,34 @@ class Tracker:
         pred = self._pred
         runs = self.runs
         sigma = math.sqrt(self._var)
-        win = int(min(150 * MS, max(TRACK_WIN_NS, 4 * sigma)))
-        cands = runs.rising_in(pred - win, pred + win)
-        good = [e for e in cands if _qualified(runs, e)]
-        edge = min(good, key=lambda e: abs(e - pred)) if good else None
+        win = 4 * sigma
+        win = TRACK_WIN_NS if win < TRACK_WIN_NS else 150 * MS if win > 150 * MS else int(win)
+        good = [e for e in runs.rising_in(pred - win, pred + win) if _qualified(runs, e)]
+        edge: int | None = None
         clean = False
         ref = pred
-        if edge is not None:
+        if good:
+            edge = good[0]
+            if len(good) > 1:
+                edge = min(good, key=lambda e: abs(e - pred))
             err = edge - pred
             ref = edge
             # The publish window: the loop's own jitter estimate, 3.5 sigma.
             pub_win = min(100 * MS, max(10 * MS, 3.5 * sigma))
             clean = (
-                abs(err) <= pub_win
-                # A rise in front of it inside the window: a glitch may have
-                # run into the pulse and moved its leading edge.
-                and not [e for e in cands if pred - pub_win <= e < edge]
+                -pub_win <= err <= pub_win
+                # Two pulse-like rises inside the window: which one is the
+                # second mark is a guess, so neither is published.
+                and not (len(good) > 1 and [e for e in good if 0 < abs(e - edge) <= pub_win])
+                # A pulse that ends within 60 ms is a glitch, not a mark.
                 and not runs.falling_in(edge, edge + 60 * MS)
             )
-            self._var += 0.05 * (min(err * err, (win / 2) ** 2) - self._var)
+            cap = (win / 2) ** 2
+            self._var += 0.05 * ((err * err if err * err < cap else cap) - self._var)
             self._pred = round(pred + self._period + ALPHA * err)
-            self._period += BETA * err
+            period = self._period + BETA * err
             lim = NS_PER_S * PERIOD_LIMIT
-            self._period = min(max(self._period, NS_PER_S - lim), NS_PER_S + lim)
+            self._period = min(max(period, NS_PER_S - lim), NS_PER_S + lim)
             self._since_steer = 0
         else:
             self._pred = round(pred + self._period)
@@ -196,7 +205,7 @@ class Tracker:
 
     def _check_elsewhere(self) -> None:
         """Re-acquire when the clean edges have clearly moved to another phase."""
-        b, mass, total = self._peak()
+        b, mass, total = self._peak(self._pred)
         centre = b * BIN_NS + BIN_NS // 2
         if (
             mass >= ACQ_MIN_MASS

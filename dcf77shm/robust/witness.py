@@ -25,7 +25,7 @@ _UNPREDICTABLE = frozenset((*range(1, 16), 16, 19))  # warnings, R, A1 (see belo
 class CountWitness:
     def __init__(self) -> None:
         # Per observed second: its match (+1/-1/0) at each shift in _ALL.
-        self._hist: deque[tuple[int, ...]] = deque()
+        self._hist: deque[list[int]] = deque()
         self._sums = [0] * len(_ALL)
         self._recent = [0] * len(_ALL)
         self._frames: dict[int, list[int]] = {}
@@ -35,44 +35,53 @@ class CountWitness:
         self._sums = [0] * len(_ALL)
         self._recent = [0] * len(_ALL)
 
-    def predict(self, label_s: int) -> int | None:
-        """The symbol a correct transmitter sends in UTC second ``label_s``."""
-        minute, k = label_s - label_s % 60, label_s % 60
-        if k == 59:
-            # In a leap minute second 59 carries a 0 and second 60 is silent.
-            return None if timecode.is_month_end_minute(minute) else SILENT
-        if k in _UNPREDICTABLE:
-            return None
-        bits = self._frames.get(minute)
-        if bits is None:
+    def _minute(self, minute: int) -> list[int]:
+        """Predicted symbols of a minute's 60 seconds; -1 where unpredictable."""
+        syms = self._frames.get(minute)
+        if syms is None:
             if len(self._frames) > 4:
                 self._frames.clear()
-            bits = timecode.encode(timecode.timecode_for(minute + 60))
-            self._frames[minute] = bits
-        return bits[k]
+            syms = timecode.encode(timecode.timecode_for(minute + 60))
+            # In a leap minute second 59 carries a 0 and second 60 is silent.
+            syms.append(-1 if timecode.is_month_end_minute(minute) else SILENT)
+            for k in _UNPREDICTABLE:
+                syms[k] = -1
+            self._frames[minute] = syms
+        return syms
+
+    def predict(self, label_s: int) -> int | None:
+        """The symbol a correct transmitter sends in UTC second ``label_s``."""
+        k = label_s % 60
+        b = self._minute(label_s - k)[k]
+        return None if b < 0 else b
 
     def observe(self, label_s: int, symbol: int | None) -> int:
         """Record a measured symbol; returns its match with the unshifted count."""
         if symbol is None:
             return 0
         row = []
+        silent = symbol == SILENT
         for d in _ALL:
-            p = self.predict(label_s + d)
-            if p is None or (symbol == SILENT and p != SILENT):
+            lab = label_s + d
+            k = lab % 60
+            p = self._minute(lab - k)[k]
+            if p < 0 or (silent and p != SILENT):
                 row.append(0)  # receivers lose pulses: a silence proves little
             else:
                 row.append(1 if p == symbol else -1)
-        h = self._hist
-        h.append(tuple(row))
-        for i, v in enumerate(row):
-            self._sums[i] += v
-            self._recent[i] += v
+        h, sums, recent = self._hist, self._sums, self._recent
+        h.append(row)
+        for i in range(len(row)):
+            sums[i] += row[i]
+            recent[i] += row[i]
         if len(h) > RECENT:
-            for i, v in enumerate(h[-RECENT - 1]):
-                self._recent[i] -= v
+            old = h[-RECENT - 1]
+            for i in range(len(old)):
+                recent[i] -= old[i]
         if len(h) > DEPTH:
-            for i, v in enumerate(h.popleft()):
-                self._sums[i] -= v
+            old = h.popleft()
+            for i in range(len(old)):
+                sums[i] -= old[i]
         return row[0]
 
     def lead(self) -> tuple[int, int]:
