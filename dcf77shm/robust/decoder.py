@@ -58,6 +58,10 @@ WITNESS_LEAD = 3  # ... by this much more than any count shifted by 1 or 2 s
 # monotonic stamps to reveal it) is caught by the witness before any second
 # labelled after it is let out.
 CONFIRM_SECONDS = 25
+# chrony drops refclock samples older than 2^(poll+1) s (32 s at poll 4): a
+# confirmed second older than this when it is let out (the minute labelled at
+# lock time) is not published at all.
+MAX_AGE_SECONDS = 28
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -293,8 +297,15 @@ class RobustDecoder:
             if self._witness.predict(self._lock_minute + j) in (None, _symbol(x)):
                 sample = Sample(x.edge_ns, (self._lock_minute + j) * NS_PER_S, leap)
                 self._queue.append((x.n, sample))
-        while self._queue and self._queue[0][0] <= s.n - CONFIRM_SECONDS:
-            out.append(self._queue.popleft()[1])
+        out.extend(self._release(s.n))
+        return out
+
+    def _release(self, n_now: int) -> list[Event]:
+        out: list[Event] = []
+        while self._queue and self._queue[0][0] <= n_now - CONFIRM_SECONDS:
+            n, sample = self._queue.popleft()
+            if n >= n_now - MAX_AGE_SECONDS:
+                out.append(sample)
         return out
 
     def _is_leap_minute(self, minute_s: int) -> bool:
@@ -352,8 +363,7 @@ class RobustDecoder:
             minute = self._lock_minute
             leap = Leap.INSERT if self._a2_set() and minute % 3600 else Leap.NONE
             self._queue.append((s.n, Sample(s.edge_ns, (minute + k) * NS_PER_S, leap)))
-        while self._queue and self._queue[0][0] <= s.n - CONFIRM_SECONDS:
-            out.append(self._queue.popleft()[1])
+        out.extend(self._release(s.n))
         return out
 
     def _rotate_marker(self) -> None:
