@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from dcf77shm.cli_gpio import source_options
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Polarity
 from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
@@ -26,12 +27,7 @@ def setup_logging(verbose: int) -> None:
 
 
 @click.command()
-@click.option(
-    "--source",
-    "source_spec",
-    required=True,
-    help="pigpio:GPIO, gpiod:CHIP:LINE, replay:FILE or sim.",
-)
+@source_options
 @click.option("--output", "output_spec", required=True, help="shm:UNIT or sock:PATH.")
 @click.option(
     "--polarity",
@@ -43,7 +39,6 @@ def setup_logging(verbose: int) -> None:
 @click.option(
     "--decoder", type=click.Choice(sorted(DECODERS)), default=DEFAULT_DECODER, show_default=True
 )
-@click.option("--pace", is_flag=True, help="replay: hand each edge on when the clock reaches it.")
 @click.option(
     "--sim-offset-ms",
     type=float,
@@ -77,6 +72,8 @@ def run(
     output_spec: str,
     polarity: str,
     decoder: str,
+    glitch_filter_us: int,
+    bias: str,
     pace: bool,
     sim_seed: int,
     sim_start: str,
@@ -92,7 +89,7 @@ def run(
     from dcf77shm.sources import open_source
 
     setup_logging(verbose)
-    options: dict[str, object] = {"pace": pace}
+    options: dict[str, object] = {"pace": pace, "glitch_filter_us": glitch_filter_us, "bias": bias}
     if source_spec.partition(":")[0] == "sim":
         options.update({k.removeprefix("sim_"): v for k, v in sim.items()})
         options.update(seed=sim_seed, start=sim_start)
