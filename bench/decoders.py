@@ -115,6 +115,42 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def real_captures() -> None:
+    """The Pollin DCF1 captures: valid minutes, samples and their consistency."""
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "real-signals" / "pollin-dcf1"
+    files = sorted(root.glob("*.edges"))
+    if not files:
+        print("real captures: ../shared/real-signals/pollin-dcf1 not present, skipped")
+        return
+    from dcf77shm.edgelog import read_edges
+
+    print("\nreal captures (Pollin DCF1; residual = clock-receive after a straight-line fit)")
+    print(
+        "{:<34} {:<7} {:>7} {:>7} {:>8} {:>9}".format(
+            "file", "decoder", "minutes", "samples", "ppm", "resid ms"
+        )
+    )
+    for f in files:
+        edges = read_edges(f)
+        for dec in DECODERS:
+            pipe = Pipeline(decoder=dec)
+            events = [ev for e in edges for ev in pipe.feed(e)]
+            valid = sum(1 for ev in events if isinstance(ev, MinuteReport) and ev.ok)
+            smp = [ev for ev in events if isinstance(ev, Sample)]
+            ppm = resid = "-"
+            if len(smp) >= 3:
+                xs = [(x.receive_ns - smp[0].receive_ns) / 1e9 for x in smp]
+                ys = [(x.clock_ns - x.receive_ns) / 1e6 for x in smp]
+                mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+                b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+                    (x - mx) ** 2 for x in xs
+                )
+                r = [y - my - b * (x - mx) for x, y in zip(xs, ys, strict=True)]
+                ppm = f"{b * 1e3:+.0f}"
+                resid = f"{statistics.pstdev(r):.1f}"
+            print(f"{f.name:<34} {dec:<7} {valid:>7} {len(smp):>7} {ppm:>8} {resid:>9}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
