@@ -87,7 +87,7 @@ def run_one(args: tuple[dict[str, float], int, int]) -> dict[str, Result]:
 def grid(quick: bool) -> list[tuple[str, dict[str, float]]]:
     base = {"jitter_ms": 5.0, "width_spread_ms": 8.0}
     cells: list[tuple[str, dict[str, float]]] = [("clean (jitter 5 ms)", dict(base))]
-    for g in (0.2, 0.5, 1, 2, 5) if not quick else (0.5, 2):
+    for g in (0.25, 0.5, 1, 1.5, 2, 5, 8) if not quick else (0.5, 2):
         cells.append((f"glitches {g}/s x 10 ms", {**base, "glitch_rate": g, "glitch_ms": 10.0}))
     for f in (0.02, 0.05, 0.1, 0.2, 0.3) if not quick else (0.05, 0.2):
         cells.append((f"flipped {f:.0%}", {**base, "flip_rate": f}))
