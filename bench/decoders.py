@@ -36,7 +36,7 @@ from dcf77shm.model import NS_PER_S, MinuteReport, Sample
 from dcf77shm.pipeline import Pipeline
 from dcf77shm.simulate import SimParams, simulate
 
-DECODERS = ("strict", "robust")
+DECODERS: tuple[str, ...] = ("strict", "robust")
 
 
 @dataclass
@@ -158,7 +158,12 @@ def main() -> int:
     ap.add_argument("--minutes", type=int, default=30)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--decoders", default=",".join(DECODERS), help="e.g. robust")
+    ap.add_argument("--noisy-only", action="store_true", help="skip the clean cell")
+    ap.add_argument("--no-real", action="store_true", help="skip the real captures")
     a = ap.parse_args()
+    global DECODERS
+    DECODERS = tuple(a.decoders.split(","))
     total_minutes = 0
     t_start = time.time()
     print(f"{a.runs} runs x {a.minutes} min per cell, random UTC starts 2000-2099, seed {a.seed}")
@@ -166,6 +171,8 @@ def main() -> int:
     print("{:<44} {:<7} {:>6} {:>8} {:>6} {:>5} {:>4}".format(*head))
     with ProcessPoolExecutor(a.jobs) as pool:
         for ci, (name, knobs) in enumerate(grid(a.quick)):
+            if a.noisy_only and name.startswith("clean"):
+                continue
             jobs = [(knobs, a.seed * 100000 + ci * 1000 + i, a.minutes) for i in range(a.runs)]
             results = list(pool.map(run_one, jobs))
             total_minutes += a.runs * a.minutes
