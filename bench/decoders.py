@@ -152,17 +152,17 @@ def real_captures() -> None:
 
 
 def main() -> int:
+    global DECODERS
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--minutes", type=int, default=30)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--decoders", default=",".join(DECODERS), help="e.g. robust")
+    ap.add_argument("--decoders", default="strict,robust", help="e.g. robust")
     ap.add_argument("--noisy-only", action="store_true", help="skip the clean cell")
     ap.add_argument("--no-real", action="store_true", help="skip the real captures")
     a = ap.parse_args()
-    global DECODERS
     DECODERS = tuple(a.decoders.split(","))
     total_minutes = 0
     t_start = time.time()
