@@ -307,6 +307,13 @@ cli.add_command(record)
 cli.add_command(monitor)
 
 
+# --- status, calibrate (dcf77shm/cli_service.py) ----------------------------
+
+from dcf77shm.cli_service import status  # noqa: E402
+
+cli.add_command(status)
+
+
 # --- entry point -------------------------------------------------------------
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from dcf77shm.cli_gpio import source_options
+from dcf77shm.config import config_option
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Polarity
 from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
@@ -67,6 +69,17 @@ def setup_logging(verbose: int) -> None:
     help="sim: switched on before the last minute marker, or cold now.",
 )
 @click.option("-v", "--verbose", count=True, help="-v frames and drops, -vv every sample.")
+@click.option(
+    "--status-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write counters here once a second (JSON, for `dcf77shm status`).",
+)
+@click.option(
+    "--metrics-textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write them for node_exporter's textfile collector (NAME.prom).",
+)
+@config_option
 def run(
     source_spec: str,
     output_spec: str,
@@ -78,6 +91,8 @@ def run(
     sim_seed: int,
     sim_start: str,
     verbose: int,
+    status_file: Path | None,
+    metrics_textfile: Path | None,
     **sim: float,
 ) -> None:
     """Decode a receiver and publish its samples to chrony, until SIGTERM/SIGINT.
@@ -87,6 +102,7 @@ def run(
     from dcf77shm.daemon import Runner
     from dcf77shm.sinks import open_sink
     from dcf77shm.sources import open_source
+    from dcf77shm.status import Monitor
 
     setup_logging(verbose)
     options: dict[str, object] = {"pace": pace, "glitch_filter_us": glitch_filter_us, "bias": bias}
@@ -97,7 +113,8 @@ def run(
             options["polarity"] = Polarity(polarity)
     source = open_source(source_spec, options)
     sink = open_sink(output_spec, {})
-    Runner(source, sink, Pipeline(Polarity(polarity), decoder)).run()
+    monitor = Monitor(source_spec, output_spec, decoder, status_file, metrics_textfile)
+    Runner(source, sink, Pipeline(Polarity(polarity), decoder), hooks=monitor).run()
 
 
 @click.group()
@@ -127,3 +144,27 @@ def status(unit: str, watch: bool) -> None:
                 click.echo(line)
         except KeyboardInterrupt:
             pass
+
+
+@shm.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The service's config file: its `output` names the segment.",
+)
+@click.option("--user", required=True, help="The user the service runs as (_dcf77).")
+def adopt(config_path: Path, user: str) -> None:
+    """Give an existing segment to USER (the service's root ExecStartPre).
+
+    Needed when chronyd started first and created the segment as root: the
+    owner changes, the mode stays 0600 and chronyd stays attached.
+    """
+    from dcf77shm.config import load
+    from dcf77shm.shmadopt import adopt as adopt_segment
+
+    output = load(config_path, run).get("output_spec")
+    if not isinstance(output, str):
+        raise BadInput(f'{config_path}: no `output` key; add e.g. output = "shm:{DEFAULT_UNIT}"')
+    click.echo(adopt_segment(output, user))

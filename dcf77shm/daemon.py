@@ -54,6 +54,28 @@ class SampleCheck:
         return None
 
 
+class RunHooks:
+    """Told of every event (counters, status file, systemd notify: dcf77shm.status).
+
+    ``attached`` once source and sink are open; ``tick`` from every pass of the
+    main loop (at least every READ_TIMEOUT_S); ``stopped`` after both are closed.
+    """
+
+    def attached(self) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def published(self, s: Sample) -> None: ...
+
+    def dropped(self, s: Sample, why: str) -> None: ...
+
+    def minute(self, ev: MinuteReport) -> None: ...
+
+    def state(self, ev: StateChange) -> None: ...
+
+    def stopped(self) -> None: ...
+
+
 @dataclass
 class RunStats:
     published: int = 0
@@ -70,8 +92,10 @@ class Runner:
         sink: Sink,
         pipeline: Pipeline,
         clock: Callable[[], int] = time.time_ns,
+        hooks: RunHooks | None = None,
     ) -> None:
         self.source, self.sink, self.pipeline = source, sink, pipeline
+        self.hooks = hooks if hooks is not None else RunHooks()
         self.check = SampleCheck()
         self.stats = RunStats()
         self._clock = clock
@@ -90,7 +114,9 @@ class Runner:
             self.source.open()
             self.sink.open()
             log.info("reading %s, publishing to %s", self.source.description, self.sink.description)
+            self.hooks.attached()
             while self._stop is None:
+                self.hooks.tick()
                 items = self.source.read(READ_TIMEOUT_S)
                 if items is None:
                     log.info("%s ended", self.source.description)
@@ -108,6 +134,7 @@ class Runner:
                 signal.signal(s, h)
             self.sink.close()
             self.source.close()
+            self.hooks.stopped()
         st = self.stats
         log.info(
             "%d samples published, %d dropped; %d frames valid, %d rejected",
@@ -123,6 +150,7 @@ class Runner:
             if isinstance(ev, Sample):
                 self._publish(ev)
             elif isinstance(ev, MinuteReport):
+                self.hooks.minute(ev)
                 if ev.ok:
                     self.stats.minutes_ok += 1
                     log.debug("frame %s ok", utc_minute(ev.utc_s))
@@ -134,20 +162,24 @@ class Runner:
                         ", ".join(ev.reasons) or "unknown",
                     )
             else:
+                self.hooks.state(ev)
                 self.stats.locked = ev.locked
                 log.info("%s: %s", "LOCK" if ev.locked else "UNLOCK", ev.reason)
 
     def _publish(self, s: Sample) -> None:
         why = self.check.reason(s, self._clock())
         if why is not None:
+            self.hooks.dropped(s, why)
             self.stats.dropped += 1
             log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), why)
             return
         try:
             self.sink.publish(s)
         except ValueError as e:  # a time the sink's format cannot hold (32-bit time_t)
+            self.hooks.dropped(s, str(e))
             self.stats.dropped += 1
             log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), e)
             return
         self.stats.published += 1
+        self.hooks.published(s)
         sample_log.debug("sample %s offset %+.6f s", iso_ns(s.clock_ns), s.offset_ns / NS_PER_S)

@@ -1,0 +1,329 @@
+"""What a running ``dcf77shm run`` has done: counters, a status file, a Prometheus
+textfile and systemd's STATUS=/WATCHDOG=.
+
+The daemon calls :class:`Monitor` (a :class:`~dcf77shm.daemon.RunHooks`) at
+each event; once a second the monitor writes the status file (JSON, read by
+``dcf77shm status``) and, if asked, a textfile for node_exporter's textfile
+collector.  Both are written to a temporary file and renamed, so a reader
+never sees half a file (the collector's documented requirement).
+
+Why a textfile and not an HTTP endpoint: a time server should listen on as
+few sockets as possible (the unit even forbids binding), node_exporter is
+what a Pi already runs, and its collector adds host labels and staleness for
+free.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcf77shm import __version__
+from dcf77shm.daemon import RunHooks
+from dcf77shm.errors import RuntimeFailure
+from dcf77shm.model import NS_PER_S, MinuteReport, Sample, StateChange
+from dcf77shm.notify import Notifier
+from dcf77shm.report import iso_ns
+
+log = logging.getLogger("dcf77shm.status")
+
+DEFAULT_STATUS_FILE = Path("/run/dcf77shm/status.json")
+WRITE_EVERY_NS = NS_PER_S
+# Written every second: older than this and the writer is gone (killed -9,
+# hung: the watchdog would restart it within WatchdogSec=30).
+STALE_NS = 10 * NS_PER_S
+FORMAT = 1
+
+# The daemon's drop reasons are sentences with times in them; counters need a
+# small fixed set of names (one Prometheus series each).
+_DROP_KINDS = [
+    ("not a whole second", "not_whole_second"),
+    ("bad leap", "bad_leap"),
+    ("is beyond any clock", "offset_range"),
+    ("in the future", "future"),
+    ("not after the previous", "not_monotonic"),
+]
+
+
+def drop_kind(why: str) -> str:
+    for text, kind in _DROP_KINDS:
+        if text in why:
+            return kind
+    return "sink_refused"  # the sink's ValueError: a time its format cannot hold
+
+
+def _label(text: str) -> str:
+    return re.sub(r"[^a-z0-9_-]+", "_", text.lower()) or "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class LastSample:
+    clock_ns: int
+    receive_ns: int
+    offset_ns: int
+
+
+class Monitor(RunHooks):
+    def __init__(
+        self,
+        source: str,
+        output: str,
+        decoder: str,
+        status_file: Path | None = None,
+        metrics_file: Path | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.source, self.output, self.decoder = source, output, decoder
+        self.status_file, self.metrics_file = status_file, metrics_file
+        self.notifier = notifier if notifier is not None else Notifier()
+        self._clock, self._mono = clock, monotonic_ns
+        self.started_ns = clock()
+        self.published_n = 0
+        self.drops: Counter[str] = Counter()
+        self.minutes_valid = 0
+        self.rejects: Counter[str] = Counter()
+        self.locked = False
+        self.locks = self.unlocks = 0
+        self.lock_reason = "waiting for the first valid minute"
+        self.last: LastSample | None = None
+        self.running = True
+        self._next_write_ns: int | None = None
+        self._write_failed: set[Path] = set()
+
+    # --- RunHooks ---------------------------------------------------------------
+
+    def attached(self) -> None:
+        self.notifier.ready(self.status_line())
+        self.write()
+
+    def tick(self) -> None:
+        self.notifier.tick()
+        now = self._mono()
+        if self._next_write_ns is None or now >= self._next_write_ns:
+            self._next_write_ns = now + WRITE_EVERY_NS
+            self.notifier.status(self.status_line())
+            self.write()
+
+    def published(self, s: Sample) -> None:
+        self.published_n += 1
+        self.last = LastSample(s.clock_ns, s.receive_ns, s.offset_ns)
+
+    def dropped(self, s: Sample, why: str) -> None:
+        self.drops[drop_kind(why)] += 1
+
+    def minute(self, ev: MinuteReport) -> None:
+        if ev.ok:
+            self.minutes_valid += 1
+        else:
+            self.rejects.update(_label(r) for r in ev.reasons or ("unknown",))
+
+    def state(self, ev: StateChange) -> None:
+        self.locked = ev.locked
+        self.lock_reason = ev.reason
+        if ev.locked:
+            self.locks += 1
+        else:
+            self.unlocks += 1
+
+    def stopped(self) -> None:
+        self.running = False
+        self.notifier.stopping()
+        self.write()
+        self.notifier.close()
+
+    # --- output -------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        """systemd's STATUS= (shown by `systemctl status`): lock state, last second."""
+        state = "locked" if self.locked else f"no lock ({self.lock_reason})"
+        if self.last is None:
+            return f"{state}; no sample published yet"
+        return (
+            f"{state}; last second {iso_ns(self.last.clock_ns)} "
+            f"offset {self.last.offset_ns / NS_PER_S:+.3f} s; {self.published_n} published"
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "format": FORMAT,
+            "version": __version__,
+            "pid": os.getpid(),
+            "running": self.running,
+            "started_ns": self.started_ns,
+            "updated_ns": self._clock(),
+            "source": self.source,
+            "output": self.output,
+            "decoder": self.decoder,
+            "locked": self.locked,
+            "lock_reason": self.lock_reason,
+            "locks": self.locks,
+            "unlocks": self.unlocks,
+            "samples_published": self.published_n,
+            "samples_dropped": dict(sorted(self.drops.items())),
+            "minutes_valid": self.minutes_valid,
+            "minutes_rejected": dict(sorted(self.rejects.items())),
+            "last_sample": None
+            if last is None
+            else {
+                "clock_ns": last.clock_ns,
+                "receive_ns": last.receive_ns,
+                "offset_ns": last.offset_ns,
+            },
+        }
+
+    def write(self) -> None:
+        snap = self.snapshot()
+        if self.status_file is not None:
+            self._atomic(self.status_file, json.dumps(snap, indent=1) + "\n")
+        if self.metrics_file is not None:
+            self._atomic(self.metrics_file, prometheus_text(snap))
+
+    def _atomic(self, path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as e:
+            # Observability must never stop the clock: warn once per file.
+            if path not in self._write_failed:
+                self._write_failed.add(path)
+                log.warning("cannot write %s: %s (samples are still published)", path, e)
+            return
+        self._write_failed.discard(path)
+
+
+_METRICS: list[tuple[str, str, str, Callable[[dict[str, Any]], object]]] = [
+    # (name, type, help, value from the snapshot)
+    ("up", "gauge", "1 while dcf77shm run is running.", lambda s: int(s["running"])),
+    ("locked", "gauge", "1 while the decoder has a time lock.", lambda s: int(s["locked"])),
+    ("locks_total", "counter", "Time locks gained.", lambda s: s["locks"]),
+    ("unlocks_total", "counter", "Time locks lost.", lambda s: s["unlocks"]),
+    ("samples_published_total", "counter", "Samples handed to chrony.",
+     lambda s: s["samples_published"]),
+    ("minutes_valid_total", "counter", "Frames that passed every check.",
+     lambda s: s["minutes_valid"]),
+    ("started_timestamp_seconds", "gauge", "When this run started.",
+     lambda s: s["started_ns"] / NS_PER_S),
+    ("updated_timestamp_seconds", "gauge", "When this file was written.",
+     lambda s: s["updated_ns"] / NS_PER_S),
+]  # fmt: skip
+
+
+def prometheus_text(snap: dict[str, Any]) -> str:
+    """The Prometheus text exposition format (version 0.0.4), all series prefixed dcf77shm_."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_: str, rows: list[tuple[str, object]]) -> None:
+        out.append(f"# HELP dcf77shm_{name} {help_}")
+        out.append(f"# TYPE dcf77shm_{name} {kind}")
+        out.extend(f"dcf77shm_{name}{labels} {value}" for labels, value in rows)
+
+    for name, kind, help_, get in _METRICS:
+        family(name, kind, help_, [("", get(snap))])
+    family(
+        "samples_dropped_total",
+        "counter",
+        "Samples not handed to chrony, by reason.",
+        [(f'{{reason="{k}"}}', v) for k, v in snap["samples_dropped"].items()],
+    )
+    family(
+        "minutes_rejected_reasons_total",
+        "counter",
+        "Failed checks of rejected frames (a frame can fail several).",
+        [(f'{{reason="{k}"}}', v) for k, v in snap["minutes_rejected"].items()],
+    )
+    last = snap["last_sample"]
+    if last is not None:
+        family(
+            "last_sample_timestamp_seconds",
+            "gauge",
+            "The second (radio clock, UTC) of the last published sample.",
+            [("", last["clock_ns"] / NS_PER_S)],
+        )
+        family(
+            "last_sample_offset_seconds",
+            "gauge",
+            "Radio clock minus system clock at the last published sample.",
+            [("", last["offset_ns"] / NS_PER_S)],
+        )
+    return "\n".join(out) + "\n"
+
+
+# --- reading (dcf77shm status) ---------------------------------------------------
+
+
+def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
+    """The status file, or RuntimeFailure (one line) when no live daemon wrote it."""
+    try:
+        snap = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RuntimeFailure(
+            f"{path}: no status file; dcf77shm is not running "
+            "(`systemctl status dcf77shm`), or runs without --status-file"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise RuntimeFailure(f"{path}: cannot read the status file: {e}") from None
+    if not isinstance(snap, dict) or snap.get("format") != FORMAT:
+        raise RuntimeFailure(f"{path}: not a dcf77shm status file (format {FORMAT})")
+    now = time.time_ns() if now_ns is None else now_ns
+    if not snap["running"]:
+        raise RuntimeFailure(
+            f"{path}: dcf77shm stopped at {iso_ns(snap['updated_ns'])}; "
+            "`systemctl start dcf77shm` or `journalctl -u dcf77shm` for why"
+        )
+    age_ns = now - snap["updated_ns"]
+    if age_ns > STALE_NS:
+        raise RuntimeFailure(
+            f"{path}: last written {age_ns / NS_PER_S:.0f} s ago (pid {snap['pid']}); "
+            "dcf77shm is hung or was killed: `systemctl restart dcf77shm`"
+        )
+    return snap
+
+
+def status_lines(snap: dict[str, Any], now_ns: int | None = None) -> list[str]:
+    now = time.time_ns() if now_ns is None else now_ns
+    up_s = (now - snap["started_ns"]) // NS_PER_S
+    lines = [
+        f"dcf77shm {snap['version']}, pid {snap['pid']}, up {up_s // 3600}h"
+        f"{up_s % 3600 // 60:02d}m{up_s % 60:02d}s",
+        f"source:   {snap['source']} -> {snap['output']} ({snap['decoder']} decoder)",
+        "lock:     "
+        + ("locked" if snap["locked"] else f"no lock ({snap['lock_reason']})")
+        + f"; {snap['locks']} locks, {snap['unlocks']} losses",
+    ]
+    last = snap["last_sample"]
+    if last is None:
+        lines.append("last:     no sample published yet")
+    else:
+        age = (now - last["receive_ns"]) / NS_PER_S
+        lines.append(
+            f"last:     {iso_ns(last['clock_ns'])}, offset {last['offset_ns'] / NS_PER_S:+.6f} s, "
+            f"received {age:.0f} s ago"
+        )
+    lines.append(
+        f"samples:  {snap['samples_published']} published, "
+        + _counts(snap["samples_dropped"], "dropped")
+    )
+    lines.append(
+        f"minutes:  {snap['minutes_valid']} valid, "
+        + _counts(snap["minutes_rejected"], "rejected checks")
+    )
+    return lines
+
+
+def _counts(c: dict[str, int], what: str) -> str:
+    total = sum(c.values())
+    if not total:
+        return f"0 {what}"
+    return f"{total} {what} (" + ", ".join(f"{k} {n}" for k, n in c.items()) + ")"
