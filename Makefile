@@ -45,3 +45,24 @@ fixtures: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+# The Debian package (debian/): built from a copy of the tree in build/deb,
+# so dpkg-buildpackage's ../*.deb lands in build/deb, then checked by lintian.
+DEB_BUILD_DEPS := build-essential debhelper dh-python pybuild-plugin-pyproject python3-all \
+                  python3-setuptools python3-click python3-sysv-ipc lintian fakeroot
+.PHONY: deb deb-deps
+deb-deps:
+	@dpkg-checkbuilddeps debian/control >/dev/null 2>&1 && command -v lintian >/dev/null || { \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    $(DEB_BUILD_DEPS); }
+
+deb: deb-deps
+	rm -rf build/deb && mkdir -p build/deb/src
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./.venv --exclude='*.egg-info' \
+	  --exclude=__pycache__ --exclude=.mypy_cache --exclude=.pytest_cache --exclude=.ruff_cache --exclude=.hypothesis \
+	  . | tar -C build/deb/src -xf -
+	@# Debian's python3, not a pyenv/venv one earlier in PATH: dh-python builds for it.
+	cd build/deb/src && env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -b -us -uc
+	lintian --fail-on error,warning --info build/deb/*.changes
+	@ls build/deb/*.deb
