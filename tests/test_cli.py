@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from dcf77shm import __version__
 from dcf77shm.cli import main
@@ -17,15 +16,6 @@ from dcf77shm.pipeline import DECODERS
 from dcf77shm.simulate import SimParams, SimResult, simulate
 
 START_S = 1_709_164_817  # 2024-02-29T00:00:17Z
-
-
-def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dcf77shm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.fixture(scope="module")

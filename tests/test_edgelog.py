@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,15 +20,6 @@ from dcf77shm.simulate import SimParams, simulate
 
 T0 = 1_700_000_000 * NS_PER_S
 T0_SIM = 1_718_000_007 * NS_PER_S
-
-
-def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dcf77shm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _good_body() -> bytes:

@@ -14,17 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from dcf77shm.daemon import SampleCheck
 from dcf77shm.model import NS_PER_S, Sample
 
 MS = 1_000_000
-
-
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dcf77shm", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_safety_net_drops_with_reasons() -> None:

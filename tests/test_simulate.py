@@ -6,12 +6,11 @@ import calendar
 import dataclasses
 import datetime as dt
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from clirun import run_cli
 
 from dcf77shm import timecode
 from dcf77shm.cli import main
@@ -26,15 +25,6 @@ MS = NS_PER_MS
 
 def _utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> int:
     return calendar.timegm((y, mo, d, h, mi, s))
-
-
-def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dcf77shm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _pulses(sim: SimResult, active: int) -> list[tuple[int, int | None]]:
