@@ -309,9 +309,10 @@ cli.add_command(monitor)
 
 # --- status, calibrate (dcf77shm/cli_service.py) ----------------------------
 
-from dcf77shm.cli_service import status  # noqa: E402
+from dcf77shm.cli_service import calibrate, status  # noqa: E402
 
 cli.add_command(status)
+cli.add_command(calibrate)
 
 
 # --- entry point -------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dcf77shm.errors import BadInput
 from dcf77shm.status import DEFAULT_STATUS_FILE
 
 
@@ -34,3 +35,47 @@ def status(path: Path, as_json: bool) -> None:
         return
     for line in status_lines(snap):
         click.echo(line)
+
+
+@click.command()
+@click.option("--refid", default="DCF", show_default=True, help="The DCF refclock's refid.")
+@click.option(
+    "--conf",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/chrony/conf.d/dcf77shm.conf"),
+    show_default=True,
+    help="chrony's file with the refclock line (its current offset is the base).",
+)
+@click.option(
+    "--chronyc-socket",
+    type=click.Path(path_type=Path),
+    help="chronyd's command socket (chronyc -h); default: chronyc's own.",
+)
+def calibrate(refid: str, conf: Path, chronyc_socket: Path | None) -> None:
+    """Measure the receiver delay against chrony's other sources; print the line to paste.
+
+    Needs other sources in chrony (NTP servers, GPS) with a few minutes of
+    measurements next to the DCF source.  The last line printed is the new
+    refclock line (offset corrected, delay fitted to the remaining
+    uncertainty).
+    """
+    from dcf77shm import calibrate as cb
+
+    try:
+        line = cb.current_line(conf.read_text(encoding="utf-8"), refid)
+    except OSError as e:
+        raise BadInput(f"{conf}: {e.strerror}; fix: --conf FILE with the refclock line") from None
+    sources = cb.parse_sources(cb.chronyc(["sources"], chronyc_socket))
+    stats = cb.parse_sourcestats(cb.chronyc(["sourcestats"], chronyc_socket))
+    cal = cb.compute(sources, stats, refid)
+    new, old, offset = cb.new_line(line, cal)
+    click.echo(
+        f"{refid} is {cal.correction_s * 1e3:+.2f} ms ± {cal.sigma_s * 1e3:.2f} ms (1 sigma) "
+        f"from {', '.join(cal.references)} (whose own error bound is "
+        f"±{cal.ref_bound_s * 1e3:.2f} ms)"
+    )
+    if cal.note:
+        click.echo(f"note: {cal.note}")
+    click.echo(f"receiver delay (refclock offset): {offset:+.4f} s, now {old:+.4f} s")
+    click.echo(f"put this line in {conf} instead of the old one, then `systemctl restart chrony`:")
+    click.echo(new)
