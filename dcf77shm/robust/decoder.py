@@ -196,14 +196,23 @@ class RobustDecoder:
         tc, reasons = self._hard_decode([_decided(x) for x in secs])
         marker_ns = s.start_ns + NS_PER_S
         out: list[Event] = []
-        report_extra: dict[str, object] = {"decoder": "robust"}
-        if self.locked:
-            out.extend(self._verify(s, tc, report_extra))
+        extra: dict[str, object] = {"decoder": "robust"}
+        expect = self._lock_minute + 60 if self._lock_minute is not None else None
+        if expect is not None:
+            out.extend(self._verify(s, tc, extra))
         else:
-            out.extend(self._try_lock(s, tc, report_extra))
+            out.extend(self._try_lock(s, tc, extra))
         bits = "".join("_" if b is None else str(b) for b in (_decided(x) for x in secs))
+        # ok: the frame passed every check and nothing we know contradicts it
+        # (the running count when locked, the best evidence when not).
         utc = tc.utc_s() if tc else None
-        report = MinuteReport(marker_ns, utc, tc is not None, reasons, bits, report_extra)
+        rival = expect if expect is not None else extra.get("evidence_utc")
+        if utc is not None and rival is not None and rival != utc:
+            extra["decoded"] = utc
+            reasons = ("disagrees-with-count" if expect is not None else "disagrees-with-evidence",)
+            utc = None
+        extra["confirmed"] = utc is not None and utc == rival
+        report = MinuteReport(marker_ns, utc, utc is not None, reasons, bits, extra)
         return [report, *out]
 
     @staticmethod
@@ -273,6 +282,8 @@ class RobustDecoder:
         if next_minute is None and len(self._frames) >= 2:
             v = self._evidence()
             extra["margin"] = round(v.margin, 1)
+            if v.utc_s is not None and v.margin > 0:
+                extra["evidence_utc"] = v.utc_s
             if v.utc_s is not None and v.margin >= MARGIN:
                 next_minute, how = v.utc_s, f"evidence margin {v.margin:.0f}"
         if next_minute is None or self._is_leap_minute(next_minute - 60):
