@@ -137,6 +137,8 @@ class Monitor(RunHooks):
 
     def stopped(self) -> None:
         self.running = False
+        # The last word in `systemctl status`, however short the run was.
+        self.notifier.status(self.status_line())
         self.notifier.stopping()
         self.write()
         self.notifier.close()

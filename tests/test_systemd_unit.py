@@ -36,6 +36,7 @@ def test_unit_never_destroys_or_hides_the_segment() -> None:
     assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
     assert "chrony.service" in d["Before"][0].split()
     assert d["User"] == ["_dcf77"] and d["CapabilityBoundingSet"] == [""]
+    assert d["RestartPreventExitStatus"] == ["2"]  # BadInput: a bad config is not retried
     # The service reads the documented config file and writes the status file
     # that `dcf77shm status` reads by default.
     (start,) = d["ExecStart"]
