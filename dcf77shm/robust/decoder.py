@@ -105,6 +105,7 @@ class RobustDecoder:
         self._hold_frames = 0
         self._contra: deque[bool] = deque(maxlen=4)
         self._witness = CountWitness()
+        self._tables: dict[int, fields.Tables] = {}  # unit-confidence field scores by frame
         self._queue: deque[tuple[int, Sample]] = deque()  # (n, sample) awaiting confirmation
 
     @property
@@ -266,7 +267,15 @@ class RobustDecoder:
 
     def _evidence(self) -> fields.Verdict:
         lam = math.log((1 - (p := self._bit_error_bound())) / p)
-        return fields.evaluate([self._llrs(secs, lam) for _, secs in self._frames])
+        tables = []
+        for n0, secs in self._frames:
+            t = self._tables.get(n0)
+            if t is None:
+                t = self._tables[n0] = fields.Tables.of(self._llrs(secs, 1.0))
+            tables.append(t)
+        for old in [k for k in self._tables if k < self._frames[0][0]]:
+            del self._tables[old]
+        return fields.evaluate_tables(tables, lam)
 
     def _try_lock(
         self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]

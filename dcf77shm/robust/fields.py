@@ -160,10 +160,18 @@ class Verdict:
     reason: str = ""
 
 
-def evaluate(frames: Sequence[Frame]) -> Verdict:
+def evaluate(frames: Sequence[Frame], scale: float = 1.0) -> Verdict:
     """Best hypothesis for consecutive soft frames (oldest first) and its margin."""
-    n = len(frames)
-    per = [Tables.of(f) for f in frames]
+    return evaluate_tables([Tables.of(f) for f in frames], scale)
+
+
+def evaluate_tables(per: Sequence[Tables], scale: float = 1.0) -> Verdict:
+    """:func:`evaluate` on each frame's tables.
+
+    Every score is linear in the llrs, so frames scored once with unit
+    confidence serve any confidence cap: the margin is multiplied by ``scale``.
+    """
+    n = len(per)
     # Prefix sums of hour/zone scores: hz[k][h][z] over frames < k.
     hz = [[[0.0, 0.0] for _ in range(24)]]
     for t in per:
@@ -231,4 +239,4 @@ def evaluate(frames: Sequence[Frame]) -> Verdict:
             date_all.date.day,
         ):
             return Verdict(None, 0.0, "date changes inside the window")
-    return Verdict(utc_s, margin)
+    return Verdict(utc_s, margin * scale)
