@@ -57,11 +57,18 @@ class SimResult:
     edges: list[Edge]
     marks: list[TruthMark] = field(default_factory=list)
 
+    _keys: list[int] = field(default_factory=list, init=False, repr=False)
+    _keys_of: int = field(default=0, init=False, repr=False)
+
     def label_at(self, receive_ns: int, tolerance_ns: int = 300 * NS_PER_MS) -> int | None:
         """The true label of the mark whose leading edge lies near ``receive_ns``."""
         import bisect
 
-        keys = [m.sys_ns for m in self.marks]
+        if self._keys_of != id(self.marks) or len(self._keys) != len(self.marks):
+            # Sorted once per list of marks, not once per question.
+            self._keys = [m.sys_ns for m in self.marks]
+            self._keys_of = id(self.marks)
+        keys = self._keys
         i = bisect.bisect_left(keys, receive_ns)
         best = None
         for j in (i - 1, i):
