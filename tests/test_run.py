@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chronystructs import chrony_sock_sample
 from clirun import run_cli
 
 from dcf77shm.daemon import SampleCheck
@@ -34,19 +35,7 @@ def test_safety_net_drops_with_reasons() -> None:
     assert c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=20 * NS_PER_S) is None
 
 
-class Timeval(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_int64), ("tv_usec", ctypes.c_int64)]
-
-
-class SockSample(ctypes.Structure):
-    _fields_ = [
-        ("tv", Timeval),
-        ("offset", ctypes.c_double),
-        ("pulse", ctypes.c_int),
-        ("leap", ctypes.c_int),
-        ("_pad", ctypes.c_int),
-        ("magic", ctypes.c_int),
-    ]
+SockSample = chrony_sock_sample(ctypes.c_int64)
 
 
 def test_replay_publishes_exactly_what_decode_reports(tmp_path: Path) -> None:

@@ -8,31 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chronystructs import chrony_sock_sample
 
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Leap, Sample
 from dcf77shm.sinks.sock import SOCK_MAGIC, SockSink, pack_sample
 
 NS = 1_000_000_000
-
-
-def chrony_sock_sample(time_t: type[ctypes._SimpleCData[int]]) -> type[ctypes.Structure]:
-    """refclock_sock.c: struct timeval tv; double offset; int pulse, leap, _pad, magic."""
-
-    class Timeval(ctypes.Structure):
-        _fields_ = [("tv_sec", time_t), ("tv_usec", time_t)]
-
-    class SockSample(ctypes.Structure):
-        _fields_ = [
-            ("tv", Timeval),
-            ("offset", ctypes.c_double),
-            ("pulse", ctypes.c_int),
-            ("leap", ctypes.c_int),
-            ("_pad", ctypes.c_int),
-            ("magic", ctypes.c_int),
-        ]
-
-    return SockSample
 
 
 C = {32: chrony_sock_sample(ctypes.c_int32), 64: chrony_sock_sample(ctypes.c_int64)}
