@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from dcf77shm.model import NS_PER_MS, Edge, Polarity
 
-# A segment this long is pulse-like (ms).
-_PULSE_MS = (70, 260)
+# A segment this long is pulse-like (also what record and monitor count).
+PULSE_NS = (70 * NS_PER_MS, 260 * NS_PER_MS)
 # Evidence needed before we commit to a polarity.
 _VOTES = 8
 _DUTY = (0.05, 0.40)
@@ -90,7 +90,7 @@ class FrontEnd:
             return
         dur = edge.time_ns - prev.time_ns
         self._time[prev.level] += dur
-        if _PULSE_MS[0] * NS_PER_MS <= dur <= _PULSE_MS[1] * NS_PER_MS:
+        if PULSE_NS[0] <= dur <= PULSE_NS[1]:
             self._votes[prev.level][0] += 1
         if edge.time_ns - self._first_ns < _DECIDE_AFTER_NS:
             return

@@ -17,6 +17,7 @@ import datetime as dt
 from collections import deque
 from collections.abc import Iterable
 
+from dcf77shm.frontend import PULSE_NS
 from dcf77shm.model import (
     NS_PER_MS,
     NS_PER_S,
@@ -31,7 +32,6 @@ from dcf77shm.model import (
 from dcf77shm.pipeline import DEFAULT_DECODER, Pipeline
 from dcf77shm.report import utc_minute
 
-PULSE_NS = (70 * NS_PER_MS, 260 * NS_PER_MS)
 ONE_NS = 150 * NS_PER_MS
 IN_PHASE_NS = 50 * NS_PER_MS
 SLOT_LEAD_NS = 200 * NS_PER_MS  # a second's slot opens this long before its pulse

@@ -21,12 +21,10 @@ from types import FrameType
 from dcf77shm import __version__
 from dcf77shm.edgelog import EdgeLogWriter
 from dcf77shm.errors import BadInput
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge
+from dcf77shm.frontend import PULSE_NS
+from dcf77shm.model import NS_PER_S, Edge
 from dcf77shm.report import iso_ns
 from dcf77shm.sources import Source
-
-# A segment this long, at either level, looks like a DCF77 pulse (ms).
-PULSE_MS = (70, 260)
 
 
 @dataclass
@@ -97,8 +95,7 @@ def record(
                     st.backwards += 1
                     continue
                 if last is not None and last.level != it.level:
-                    ms = (it.time_ns - last.time_ns) / NS_PER_MS
-                    st.pulses += PULSE_MS[0] <= ms <= PULSE_MS[1]
+                    st.pulses += PULSE_NS[0] <= it.time_ns - last.time_ns <= PULSE_NS[1]
                 writer.write(it)
                 st.edges += 1
                 last = it
