@@ -16,7 +16,7 @@ from typing import Protocol
 
 from dcf77shm.errors import BadInput
 from dcf77shm.frontend import FrontEnd, Transition
-from dcf77shm.model import Edge, Event, Gap, Polarity, StateChange
+from dcf77shm.model import Edge, Event, Gap, Polarity
 
 
 class Decoder(Protocol):
@@ -99,7 +99,3 @@ def decode_edges(
     p = Pipeline(polarity, decoder)
     for e in edges:
         yield from p.feed(e)
-
-
-def is_lock(ev: Event) -> bool:
-    return isinstance(ev, StateChange) and ev.locked

@@ -295,7 +295,7 @@ class RobustDecoder:
                 extra["evidence_utc"] = v.utc_s
             if v.utc_s is not None and v.margin >= MARGIN:
                 next_minute, how = v.utc_s, f"evidence margin {v.margin:.0f}"
-        if next_minute is None or self._is_leap_minute(next_minute - 60):
+        if next_minute is None or timecode.is_month_end_minute(next_minute - 60):
             return []
         self._lock_minute = next_minute - 60  # the minute now ending
         self._lock_n0 = s.n - 59
@@ -328,10 +328,6 @@ class RobustDecoder:
                 out.append(sample)
         return out
 
-    def _is_leap_minute(self, minute_s: int) -> bool:
-        """The last minute of a UTC month: the only place a leap second can go."""
-        return timecode.is_month_end_minute(minute_s)
-
     def _verify(
         self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]
     ) -> list[Event]:
@@ -359,7 +355,7 @@ class RobustDecoder:
         k = s.n - self._lock_n0
         out: list[Event] = []
         if k >= 60:
-            month_end = self._is_leap_minute(self._lock_minute)
+            month_end = timecode.is_month_end_minute(self._lock_minute)
             if k == 60 and month_end and s.presence < 0.3 and not self._a2_surely_clear():
                 # Silent second 60: a leap second on a clock that ran on.
                 # It is not counted, so second 0 follows it.
