@@ -38,7 +38,7 @@ unit: venv
 test: deps lint unit
 
 demo: deps
-	$(PY) -m dcf77shm.demo
+	$(PY) -m dcf77shm.testing.demo
 
 fixtures: venv
 	$(PY) fixtures/make_fixtures.py

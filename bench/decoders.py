@@ -32,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dcf77shm.decode.pipeline import Pipeline
 from dcf77shm.model import NS_PER_S, MinuteReport, Sample
-from dcf77shm.pipeline import Pipeline
-from dcf77shm.simulate import SimParams, simulate
+from dcf77shm.sources.simulate import SimParams, simulate
 
 DECODERS: tuple[str, ...] = ("strict", "robust")
 
@@ -122,7 +122,7 @@ def real_captures() -> None:
     if not files:
         print("real captures: ../shared/real-signals/pollin-dcf1 not present, skipped")
         return
-    from dcf77shm.edgelog import read_edges
+    from dcf77shm.formats.edgelog import read_edges
 
     print("\nreal captures (Pollin DCF1; residual = clock-receive after a straight-line fit)")
     print(

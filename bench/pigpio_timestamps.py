@@ -22,8 +22,8 @@ import sys
 import time
 
 from dcf77shm.model import Edge
-from dcf77shm.sources.fake_pigpiod import WRAP, FakePigpiodProcess
 from dcf77shm.sources.pigpio_source import PigpioSource
+from dcf77shm.testing.fake_pigpiod import WRAP, FakePigpiodProcess
 
 GPIO = 18
 TARGET_US = 15.0

@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcf77shm.edgelog import write_edges  # noqa: E402
-from dcf77shm.pipeline import Pipeline  # noqa: E402
-from dcf77shm.simulate import SimParams, simulate  # noqa: E402
+from dcf77shm.decode.pipeline import Pipeline  # noqa: E402
+from dcf77shm.formats.edgelog import write_edges  # noqa: E402
+from dcf77shm.sources.simulate import SimParams, simulate  # noqa: E402
 
 SIGNALS: dict[str, dict[str, float]] = {
     "clean": {"jitter_ms": 5.0, "width_spread_ms": 8.0},
@@ -42,7 +42,7 @@ SIGNALS: dict[str, dict[str, float]] = {
 # benchmark, holding a day of edges) from before exec.
 CHILD = """
 import sys
-from dcf77shm.cli import main
+from dcf77shm.cli.main import main
 try:
     main(sys.argv[1:])
 finally:

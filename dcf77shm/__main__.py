@@ -1,3 +1,3 @@
-from dcf77shm.cli import main
+from dcf77shm.cli.main import main
 
 main()

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from dcf77shm.calibrate import (
+from dcf77shm.errors import BadInput, RuntimeFailure
+from dcf77shm.model import NS_PER_S, Sample
+from dcf77shm.sinks.shm import ShmSink, key_for
+from dcf77shm.testing.chronyd import PrivateChronyd, find_chronyd, shipped_refclock
+from dcf77shm.tools.calibrate import (
     compute,
     current_line,
     new_line,
     parse_sources,
     parse_sourcestats,
 )
-from dcf77shm.chronyd import PrivateChronyd, find_chronyd, shipped_refclock
-from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import NS_PER_S, Sample
-from dcf77shm.sinks.shm import ShmSink, key_for
 
 MS = 1_000_000
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from dcf77shm.chronyd import CHRONY_DIR, PrivateChronyd, find_chronyd
 from dcf77shm.sinks.shm import key_for
+from dcf77shm.testing.chronyd import CHRONY_DIR, PrivateChronyd, find_chronyd
 
 CHRONYD = find_chronyd()
 pytestmark = [

@@ -9,11 +9,11 @@ import pytest
 from clirun import run_cli
 
 from dcf77shm import __version__
-from dcf77shm.cli import main
-from dcf77shm.edgelog import write_edges
+from dcf77shm.cli.main import main
+from dcf77shm.decode.pipeline import DECODERS
+from dcf77shm.formats.edgelog import write_edges
 from dcf77shm.model import NS_PER_S
-from dcf77shm.pipeline import DECODERS
-from dcf77shm.simulate import SimParams, SimResult, simulate
+from dcf77shm.sources.simulate import SimParams, SimResult, simulate
 
 START_S = 1_709_164_817  # 2024-02-29T00:00:17Z
 

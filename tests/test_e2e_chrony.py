@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from dcf77shm.chronyd import (
+from dcf77shm.model import NS_PER_S
+from dcf77shm.sinks.shm import key_for
+from dcf77shm.testing.chronyd import (
     Driver,
     Outcome,
     PrivateChronyd,
@@ -34,8 +36,6 @@ from dcf77shm.chronyd import (
     shipped_refclock,
     wait_selected,
 )
-from dcf77shm.model import NS_PER_S
-from dcf77shm.sinks.shm import key_for
 
 ntplib = pytest.importorskip("ntplib")
 

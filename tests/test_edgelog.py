@@ -12,11 +12,11 @@ from clirun import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dcf77shm.edgelog import HEADER, EdgeLogWriter, read_edges, write_edges
+from dcf77shm.decode.pipeline import DECODERS, decode_edges
 from dcf77shm.errors import BadInput
+from dcf77shm.formats.edgelog import HEADER, EdgeLogWriter, read_edges, write_edges
 from dcf77shm.model import NS_PER_S, Edge, MinuteReport, Sample
-from dcf77shm.pipeline import DECODERS, decode_edges
-from dcf77shm.simulate import SimParams, simulate
+from dcf77shm.sources.simulate import SimParams, simulate
 
 T0 = 1_700_000_000 * NS_PER_S
 T0_SIM = 1_718_000_007 * NS_PER_S

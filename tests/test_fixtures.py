@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dcf77shm.edgelog import read_edges
+from dcf77shm.decode.pipeline import DECODERS, decode_edges
+from dcf77shm.formats.edgelog import read_edges
+from dcf77shm.formats.events import utc_minute
 from dcf77shm.model import NS_PER_S, Leap, MinuteReport, Sample
-from dcf77shm.pipeline import DECODERS, decode_edges
-from dcf77shm.report import utc_minute
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NAMES = sorted(p.name.removesuffix(".expected.json") for p in FIXTURES.glob("*.expected.json"))

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 import pytest
 
-from dcf77shm.cli import cli
-from dcf77shm.manpage import render, roff
+from dcf77shm.cli.main import cli
+from dcf77shm.cli.manpage import render, roff
 
 
 def all_commands(group: click.Group, prefix: str = "dcf77shm") -> list[tuple[str, click.Command]]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dcf77shm.edgelog import read_edges
+from dcf77shm.formats.edgelog import read_edges
 from dcf77shm.model import NS_PER_S, Gap
-from dcf77shm.monitor import MonitorView
-from dcf77shm.simulate import SimParams, simulate
+from dcf77shm.sources.simulate import SimParams, simulate
+from dcf77shm.tools.monitor import MonitorView
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-signals" / "pollin-dcf1"
 LINE = re.compile(r"^(\d\d:\d\d:\d\d)  pulse +(\S+)(?: ms)?  bit (\S)  .*quality +(\d+)%")

@@ -17,8 +17,8 @@ import pytest
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import Edge, Gap
 from dcf77shm.sources import open_source
-from dcf77shm.sources.fake_pigpiod import FG, WRAP, FakePigpiodProcess, Reported, simulated_signal
 from dcf77shm.sources.pigpio_source import PigpioSource
+from dcf77shm.testing.fake_pigpiod import FG, WRAP, FakePigpiodProcess, Reported, simulated_signal
 
 GPIO = 17
 # The error budget: pigpiod's 5 µs sample period plus 10 µs (issue 4).  The
@@ -122,7 +122,7 @@ def test_dead_notification_stream_is_noticed_by_the_watchdog(fake: FakePigpiodPr
 
 
 def test_glitch_filter_timestamps_are_corrected(fake: FakePigpiodProcess) -> None:
-    from dcf77shm.simulate import SimParams, simulate
+    from dcf77shm.sources.simulate import SimParams, simulate
 
     start = time.time_ns() + 300_000_000
     sim = simulate(SimParams(1_700_000_000, 6, glitch_rate=3, glitch_ms=0.5, seed=3))

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dcf77shm.decode.pipeline import DECODERS, Pipeline, decode_edges
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Event, Gap, Polarity, Sample, StateChange
-from dcf77shm.pipeline import DECODERS, Pipeline, decode_edges
-from dcf77shm.simulate import SimParams, SimResult, simulate
+from dcf77shm.sources.simulate import SimParams, SimResult, simulate
 
 FIRST_S = 946_684_800  # 2000-01-01
 LAST_S = 4_102_444_800 - 2 * 86_400  # 2099-12-30

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dcf77shm.edgelog import read_edges
+from dcf77shm.decode.pipeline import DECODERS, decode_edges
+from dcf77shm.formats.edgelog import read_edges
 from dcf77shm.model import NS_PER_S, MinuteReport, Sample
-from dcf77shm.pipeline import DECODERS, decode_edges
 
 POLLIN = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-signals" / "pollin-dcf1"
 NAMES = [

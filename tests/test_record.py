@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from dcf77shm.edgelog import read_edges, write_edges
-from dcf77shm.sources.fake_pigpiod import WRAP, FakePigpiodProcess, simulated_signal
+from dcf77shm.formats.edgelog import read_edges, write_edges
+from dcf77shm.testing.fake_pigpiod import WRAP, FakePigpiodProcess, simulated_signal
 
 GPIO = 22
 MAX_US = 60  # see test_pigpio_source: 5 µs sample period + 10 µs, looser for single edges

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcf77shm import timecode
+from dcf77shm.decode.pipeline import Pipeline, decode_edges
+from dcf77shm.decode.robust import fields
+from dcf77shm.decode.robust.tracker import Tracker
+from dcf77shm.decode.robust.witness import SILENT, CountWitness
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Sample
-from dcf77shm.pipeline import Pipeline, decode_edges
-from dcf77shm.robust import fields
-from dcf77shm.robust.tracker import Tracker
-from dcf77shm.robust.witness import SILENT, CountWitness
-from dcf77shm.simulate import SimParams, TruthMark, simulate
+from dcf77shm.sources.simulate import SimParams, TruthMark, simulate
 
 LAM = 4.0
 
@@ -119,7 +119,7 @@ def test_witness_trusts_a_right_count_and_catches_a_slipped_one() -> None:
 def test_tracker_follows_a_500_ppm_rate_error() -> None:
     sim = simulate(SimParams(start_s=1_600_000_000, duration_s=300, jitter_ms=8, rate_ppm=500))
     tr = Tracker()
-    from dcf77shm.frontend import FrontEnd
+    from dcf77shm.decode.frontend import FrontEnd
 
     fe = FrontEnd()
     errors = []

@@ -17,8 +17,8 @@ import pytest
 from chronystructs import chrony_sock_sample
 from clirun import run_cli
 
-from dcf77shm.daemon import SampleCheck
 from dcf77shm.model import NS_PER_S, Sample
+from dcf77shm.service.runner import SampleCheck
 
 MS = 1_000_000
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from dcf77shm.cli_run import run
-from dcf77shm.config import load
-from dcf77shm.daemon import SampleCheck
+from dcf77shm.cli.config import load
+from dcf77shm.cli.run import run
 from dcf77shm.errors import BadInput
 from dcf77shm.model import NS_PER_S, MinuteReport, Sample, StateChange
-from dcf77shm.notify import Notifier
-from dcf77shm.status import Monitor, drop_kind, prometheus_text, read_status
+from dcf77shm.service.notify import Notifier
+from dcf77shm.service.runner import SampleCheck
+from dcf77shm.service.status import Monitor, drop_kind, prometheus_text, read_status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "dcf77shm.toml"
 

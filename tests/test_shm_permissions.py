@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from dcf77shm.chronyd import find_chronyd
 from dcf77shm.model import NS_PER_S, Sample
 from dcf77shm.sinks.shm import ShmSink, key_for, segment_info
+from dcf77shm.testing.chronyd import find_chronyd
 
 
 def _user(name: str) -> pwd.struct_passwd | None:

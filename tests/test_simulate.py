@@ -13,11 +13,11 @@ import pytest
 from clirun import run_cli
 
 from dcf77shm import timecode
-from dcf77shm.cli import main
-from dcf77shm.edgelog import read_edges
+from dcf77shm.cli.main import main
+from dcf77shm.decode.pipeline import decode_edges
+from dcf77shm.formats.edgelog import read_edges
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, MinuteReport, Polarity
-from dcf77shm.pipeline import decode_edges
-from dcf77shm.simulate import LeapClock, SimParams, SimResult, simulate
+from dcf77shm.sources.simulate import LeapClock, SimParams, SimResult, simulate
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MS = NS_PER_MS

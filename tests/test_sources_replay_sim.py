@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dcf77shm.edgelog import write_edges
+from dcf77shm.decode.pipeline import Pipeline
 from dcf77shm.errors import BadInput
+from dcf77shm.formats.edgelog import write_edges
 from dcf77shm.model import NS_PER_S, Edge, Gap, Polarity, Sample
-from dcf77shm.pipeline import Pipeline
 from dcf77shm.sources import open_source
 from dcf77shm.sources.replay import ReplaySource
 from dcf77shm.sources.sim import CHUNK_S, SimSource

@@ -8,6 +8,8 @@ import calendar
 import pytest
 
 from dcf77shm import timecode
+from dcf77shm.decode.pipeline import DECODERS, Pipeline, decode_edges
+from dcf77shm.decode.strict import MAX_UNCONFIRMED
 from dcf77shm.model import (
     NS_PER_MS,
     NS_PER_S,
@@ -19,9 +21,7 @@ from dcf77shm.model import (
     Sample,
     StateChange,
 )
-from dcf77shm.pipeline import DECODERS, Pipeline, decode_edges
-from dcf77shm.simulate import LeapClock, SimParams, SimResult, simulate
-from dcf77shm.strict import MAX_UNCONFIRMED
+from dcf77shm.sources.simulate import LeapClock, SimParams, SimResult, simulate
 
 
 def _utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> int:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
-from dcf77shm.config import DEFAULT_CONFIG
+from dcf77shm.cli.config import DEFAULT_CONFIG
+from dcf77shm.service.status import DEFAULT_STATUS_FILE
 from dcf77shm.sinks.shm import key_for, segment_info
-from dcf77shm.status import DEFAULT_STATUS_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "dcf77shm.service"

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from dcf77shm.model import Sample
-from dcf77shm.sources import load_class, split_spec
+from dcf77shm.spec import load_class, split_spec
 
 
 class Sink(Protocol):

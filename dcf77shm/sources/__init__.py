@@ -16,12 +16,11 @@ never decodes.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Protocol
 
-from dcf77shm.errors import BadInput
 from dcf77shm.model import Edge, Gap
+from dcf77shm.spec import load_class, split_spec
 
 
 class Source(Protocol):
@@ -50,21 +49,6 @@ SCHEMES: dict[str, str] = {
     "replay": "dcf77shm.sources.replay:ReplaySource",
     "sim": "dcf77shm.sources.sim:SimSource",
 }
-
-
-def split_spec(spec: str, schemes: Mapping[str, str], what: str) -> tuple[str, str, str]:
-    """'scheme:arg' -> (scheme, arg, "module:Class"), or BadInput naming the choices."""
-    scheme, _, arg = spec.partition(":")
-    target = schemes.get(scheme)
-    if target is None:
-        choices = ", ".join(sorted(schemes))
-        raise BadInput(f"unknown {what} {spec!r}: use one of {choices}, as SCHEME:ARG")
-    return scheme, arg, target
-
-
-def load_class(target: str) -> type:
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 
 
 def open_source(spec: str, options: Mapping[str, object] | None = None) -> Source:

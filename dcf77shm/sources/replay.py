@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dcf77shm.edgelog import read_edges
 from dcf77shm.errors import BadInput
+from dcf77shm.formats.edgelog import read_edges
 from dcf77shm.model import NS_PER_S, Edge, Gap
 
 BATCH = 4096  # unpaced: edges per read, so the daemon's loop stays responsive

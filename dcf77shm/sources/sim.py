@@ -5,7 +5,7 @@
 the system clock shows the whole second, so chrony should measure the system
 clock 25 ms slow (sample offset clock - receive = +25 ms).
 
-:func:`dcf77shm.simulate.simulate` is batch; this source calls it for one
+:func:`dcf77shm.sources.simulate.simulate` is batch; this source calls it for one
 chunk of ``CHUNK_S`` seconds at a time and releases each edge when the system
 clock reaches it, so a long run holds a bounded number of edges.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 from dcf77shm.errors import BadInput
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Gap, Polarity
-from dcf77shm.simulate import SimParams, simulate
+from dcf77shm.sources.simulate import SimParams, simulate
 
 CHUNK_S = 120
 # Each chunk ends half a second before the next begins (no pulse is running

@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
-log = logging.getLogger("dcf77shm.notify")
+log = logging.getLogger("dcf77shm.service.notify")
 
 
 class Notifier:

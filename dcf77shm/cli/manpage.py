@@ -1,4 +1,4 @@
-"""``python3 -m dcf77shm.manpage > dcf77shm.1``: the man page, from the click CLI itself.
+"""``python3 -m dcf77shm.cli.manpage > dcf77shm.1``: the man page, from the click CLI itself.
 
 Built with the package (no network, no click-man): one page, a section per
 subcommand with its help text and options, so the page cannot drift from
@@ -103,7 +103,7 @@ def render(cli: click.Group, date: dt.date) -> str:
 
 
 def main() -> None:
-    from dcf77shm.cli import cli
+    from dcf77shm.cli.main import cli
 
     # SOURCE_DATE_EPOCH: reproducible builds (dpkg-buildpackage sets it from
     # debian/changelog), so the page's date does not depend on the build day.

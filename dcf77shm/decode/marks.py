@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dcf77shm.frontend import Transition
+from dcf77shm.decode.frontend import Transition
 from dcf77shm.model import NS_PER_MS
 
 WINDOW_NS = 300 * NS_PER_MS

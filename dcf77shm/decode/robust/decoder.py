@@ -39,11 +39,11 @@ import math
 from collections import deque
 
 from dcf77shm import timecode
-from dcf77shm.frontend import Transition
+from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.robust import fields
+from dcf77shm.decode.robust.tracker import Second, Tracker
+from dcf77shm.decode.robust.witness import SILENT, CountWitness
 from dcf77shm.model import NS_PER_S, Event, Leap, MinuteReport, Sample, StateChange
-from dcf77shm.robust import fields
-from dcf77shm.robust.tracker import Second, Tracker
-from dcf77shm.robust.witness import SILENT, CountWitness
 
 WINDOW = 20  # frames kept for the evidence lock
 MARGIN = 20.0  # nats: the best hypothesis must beat every other by e^20

@@ -19,11 +19,11 @@ from pathlib import Path
 from types import FrameType
 
 from dcf77shm import __version__
-from dcf77shm.edgelog import EdgeLogWriter
+from dcf77shm.decode.frontend import PULSE_NS
 from dcf77shm.errors import BadInput
-from dcf77shm.frontend import PULSE_NS
+from dcf77shm.formats.edgelog import EdgeLogWriter
+from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S, Edge
-from dcf77shm.report import iso_ns
 from dcf77shm.sources import Source
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import sysv_ipc
 
 from dcf77shm.errors import BadInput, RuntimeFailure
+from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S
-from dcf77shm.report import iso_ns
 from dcf77shm.sinks import shmstruct as st
 from dcf77shm.sinks.shm import SegmentInfo, key_for, segment_info
 

@@ -1,7 +1,7 @@
 """What a running ``dcf77shm run`` has done: counters, a status file, a Prometheus
 textfile and systemd's STATUS=/WATCHDOG=.
 
-The daemon calls :class:`Monitor` (a :class:`~dcf77shm.daemon.RunHooks`) at
+The daemon calls :class:`Monitor` (a :class:`~dcf77shm.service.runner.RunHooks`) at
 each event; once a second the monitor writes the status file (JSON, read by
 ``dcf77shm status``) and, if asked, a textfile for node_exporter's textfile
 collector.  Both are written to a temporary file and renamed, so a reader
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from dcf77shm import __version__
-from dcf77shm.daemon import RunHooks
 from dcf77shm.errors import RuntimeFailure
+from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S, MinuteReport, Sample, StateChange
-from dcf77shm.notify import Notifier
-from dcf77shm.report import iso_ns
+from dcf77shm.service.notify import Notifier
+from dcf77shm.service.runner import RunHooks
 
-log = logging.getLogger("dcf77shm.status")
+log = logging.getLogger("dcf77shm.service.status")
 
 DEFAULT_STATUS_FILE = Path("/run/dcf77shm/status.json")
 WRITE_EVERY_NS = NS_PER_S

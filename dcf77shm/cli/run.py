@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from dcf77shm.cli_gpio import source_options
-from dcf77shm.config import config_option
+from dcf77shm.cli.config import config_option
+from dcf77shm.cli.options import source_options
+from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Polarity
-from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
 from dcf77shm.sinks.shm import DEFAULT_UNIT, parse_unit
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -99,10 +99,10 @@ def run(
 
     A replay ends at the end of its file (as fast as possible without --pace).
     """
-    from dcf77shm.daemon import Runner
+    from dcf77shm.service.runner import Runner
+    from dcf77shm.service.status import Monitor
     from dcf77shm.sinks import open_sink
     from dcf77shm.sources import open_source
-    from dcf77shm.status import Monitor
 
     setup_logging(verbose)
     options: dict[str, object] = {"pace": pace, "glitch_filter_us": glitch_filter_us, "bias": bias}
@@ -130,7 +130,7 @@ def status(unit: str, watch: bool) -> None:
 
     Exit status 2 if the segment does not exist.
     """
-    from dcf77shm import shmstatus
+    from dcf77shm.sinks import shmstatus
 
     try:
         u = parse_unit(unit)
@@ -161,8 +161,8 @@ def adopt(config_path: Path, user: str) -> None:
     Needed when chronyd started first and created the segment as root: the
     owner changes, the mode stays 0600 and chronyd stays attached.
     """
-    from dcf77shm.config import load
-    from dcf77shm.shmadopt import adopt as adopt_segment
+    from dcf77shm.cli.config import load
+    from dcf77shm.sinks.shmadopt import adopt as adopt_segment
 
     output = load(config_path, run).get("output_spec")
     if not isinstance(output, str):

@@ -1,7 +1,7 @@
 """``dcf77shm monitor``: one line per second about the received signal, for aiming an antenna.
 
 :class:`MonitorView` is pure (no I/O, no clock reads): it runs the same
-:class:`~dcf77shm.pipeline.Pipeline` as ``run`` for lock, samples and minutes,
+:class:`~dcf77shm.decode.pipeline.Pipeline` as ``run`` for lock, samples and minutes,
 and measures each second itself from the edges: the pulse width and bit, the
 phase of the leading edge (against the UTC second while locked, counted on
 from the decoder's latest sample, else against a running estimate of the
@@ -17,7 +17,9 @@ import datetime as dt
 from collections import deque
 from collections.abc import Iterable
 
-from dcf77shm.frontend import PULSE_NS
+from dcf77shm.decode.frontend import PULSE_NS
+from dcf77shm.decode.pipeline import DEFAULT_DECODER, Pipeline
+from dcf77shm.formats.events import utc_minute
 from dcf77shm.model import (
     NS_PER_MS,
     NS_PER_S,
@@ -29,8 +31,6 @@ from dcf77shm.model import (
     Sample,
     StateChange,
 )
-from dcf77shm.pipeline import DEFAULT_DECODER, Pipeline
-from dcf77shm.report import utc_minute
 
 ONE_NS = 150 * NS_PER_MS
 IN_PHASE_NS = 50 * NS_PER_MS

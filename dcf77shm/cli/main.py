@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
 import random
-import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
 from dcf77shm import __version__
-from dcf77shm.edgelog import check_edges, iter_edges, write_edges
-from dcf77shm.errors import BadInput, Dcf77Error
+from dcf77shm.cli.gpio import monitor, record
+from dcf77shm.cli.options import (
+    POLARITY,
+    bounded,
+    parse_duration,
+    parse_fade,
+    parse_leap_day,
+    parse_utc,
+)
+from dcf77shm.cli.run import run, shm
+from dcf77shm.cli.service import calibrate, status
+from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
+from dcf77shm.errors import Dcf77Error
+from dcf77shm.formats.edgelog import check_edges, iter_edges, write_edges
+from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
 from dcf77shm.model import MinuteReport, Polarity
-from dcf77shm.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
-from dcf77shm.report import TABLE_HEADER, Summary, json_line, table_line
-
-POLARITY = click.Choice([p.value for p in Polarity])
 
 
 def _fail(msg: str, status: int) -> NoReturn:
@@ -87,59 +93,6 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
 
 # --- simulate ----------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
-
-def parse_duration(text: str) -> float:
-    m = _DURATION.match(text)
-    if not m or float(m.group(1)) <= 0:
-        raise BadInput(
-            f"bad duration {text!r}: use seconds or a number with s, m, h or d (e.g. 90m)"
-        )
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
-def parse_utc(text: str, what: str) -> int:
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(
-            f"bad {what} {text!r}: use ISO 8601 UTC, e.g. 2024-03-31T00:30:00Z"
-        ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return int(t.timestamp())
-
-
-def parse_fade(text: str) -> tuple[float, float]:
-    try:
-        a, b = text.split(":")
-        start, length = float(a), float(b)
-    except ValueError:
-        raise BadInput(f"bad --fade {text!r}: use START:LENGTH in seconds, e.g. 600:90") from None
-    if start < 0 or length <= 0:
-        raise BadInput(f"bad --fade {text!r}: START must be >= 0 and LENGTH > 0")
-    return start, length
-
-
-def parse_leap_day(text: str) -> int:
-    """A leap second inserted at the end of UTC day TEXT: returns the POSIX second after it."""
-    try:
-        day = dt.date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"bad --leap-second {text!r}: use the UTC date, e.g. 2016-12-31") from None
-    nxt = day + dt.timedelta(days=1)
-    return calendar.timegm((nxt.year, nxt.month, nxt.day, 0, 0, 0))
-
-
-def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]:
-    def check(_ctx: Any, _param: Any, value: float) -> float:
-        if not lo <= value <= hi:
-            raise click.BadParameter(f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    return check
-
 
 @cli.command()
 @click.option(
@@ -163,7 +116,7 @@ def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]
     type=float,
     default=0.0,
     show_default=True,
-    callback=_rate("jitter", 0, 200),
+    callback=bounded("jitter", 0, 200),
     help="Sigma of the leading edge.",
 )
 @click.option("--width-bias-ms", type=float, default=0.0, show_default=True)
@@ -172,14 +125,14 @@ def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]
     type=float,
     default=0.0,
     show_default=True,
-    callback=_rate("spread", 0, 100),
+    callback=bounded("spread", 0, 100),
 )
 @click.option(
     "--glitch-rate",
     type=float,
     default=0.0,
     show_default=True,
-    callback=_rate("glitch", 0, 100),
+    callback=bounded("glitch", 0, 100),
     help="Glitches per second.",
 )
 @click.option(
@@ -187,7 +140,7 @@ def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]
     type=float,
     default=10.0,
     show_default=True,
-    callback=_rate("glitch-ms", 0.01, 1000),
+    callback=bounded("glitch-ms", 0.01, 1000),
     help="Mean glitch length.",
 )
 @click.option(
@@ -195,7 +148,7 @@ def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]
     type=float,
     default=0.0,
     show_default=True,
-    callback=_rate("drop", 0, 1),
+    callback=bounded("drop", 0, 1),
     help="Probability a pulse is missing.",
 )
 @click.option(
@@ -203,7 +156,7 @@ def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]
     type=float,
     default=0.0,
     show_default=True,
-    callback=_rate("flip", 0, 1),
+    callback=bounded("flip", 0, 1),
     help="Probability a pulse has the other width.",
 )
 @click.option("--fade", "fades", multiple=True, help="START:LENGTH seconds without pulses.")
@@ -233,7 +186,7 @@ def _rate(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], float]
     type=float,
     default=0.0,
     show_default=True,
-    callback=_rate("ppm", -10000, 10000),
+    callback=bounded("ppm", -10000, 10000),
     help="System-clock rate error.",
 )
 @click.option(
@@ -254,8 +207,8 @@ def simulate(
     **knobs: float,
 ) -> None:
     """Write a simulated receiver's edge log (deterministic with --seed)."""
-    from dcf77shm.simulate import LeapClock, SimParams
-    from dcf77shm.simulate import simulate as run_sim
+    from dcf77shm.sources.simulate import LeapClock, SimParams
+    from dcf77shm.sources.simulate import simulate as run_sim
 
     start_s = (
         random.Random(seed).randrange(946684800, 4102444800 - 86400)
@@ -291,28 +244,8 @@ def simulate(
     )
 
 
-# --- run, shm status (dcf77shm/cli_run.py) ------------------------------------
-
-from dcf77shm.cli_run import run, shm  # noqa: E402
-
-cli.add_command(run)
-cli.add_command(shm)
-
-
-# --- record, monitor (dcf77shm/cli_gpio.py) ----------------------------------
-
-from dcf77shm.cli_gpio import monitor, record  # noqa: E402
-
-cli.add_command(record)
-cli.add_command(monitor)
-
-
-# --- status, calibrate (dcf77shm/cli_service.py) ----------------------------
-
-from dcf77shm.cli_service import calibrate, status  # noqa: E402
-
-cli.add_command(status)
-cli.add_command(calibrate)
+for _command in (run, shm, record, monitor, status, calibrate):
+    cli.add_command(_command)
 
 
 # --- entry point -------------------------------------------------------------

@@ -4,56 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from dcf77shm.cli.options import open_cli_source, parse_duration, source_options
 from dcf77shm.model import NS_PER_S, Polarity
-
-F = Callable[..., Any]
-
-
-def source_options(f: F) -> F:
-    """--source and the options the live and replay sources take."""
-    for opt in reversed(
-        [
-            click.option(
-                "--source",
-                "source_spec",
-                required=True,
-                help="pigpio:GPIO, gpiod:CHIP:LINE, replay:FILE or sim.",
-            ),
-            click.option(
-                "--glitch-filter-us",
-                type=click.IntRange(0, 300_000),
-                default=0,
-                show_default=True,
-                help="pigpio/gpiod: ignore level changes shorter than this (µs).",
-            ),
-            click.option(
-                "--bias",
-                type=click.Choice(["as-is", "pull-up", "pull-down", "disabled"]),
-                default="as-is",
-                show_default=True,
-                help="pigpio/gpiod: the GPIO's internal pull resistor.",
-            ),
-            click.option(
-                "--pace", is_flag=True, help="replay: hand each edge on when the clock reaches it."
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
-
-
-def open_cli_source(source_spec: str, glitch_filter_us: int, bias: str, pace: bool) -> Any:
-    from dcf77shm.sources import open_source
-
-    return open_source(
-        source_spec, {"glitch_filter_us": glitch_filter_us, "bias": bias, "pace": pace}
-    )
 
 
 @click.command()
@@ -75,9 +31,8 @@ def record(
     duration: str | None,
 ) -> None:
     """Record a source's edges to an edge log (attach it to a bug report)."""
-    from dcf77shm.cli import parse_duration
-    from dcf77shm.record import RecordStats, stop_on_signals
-    from dcf77shm.record import record as do_record
+    from dcf77shm.tools.record import RecordStats, stop_on_signals
+    from dcf77shm.tools.record import record as do_record
 
     duration_s = parse_duration(duration) if duration else None
     source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
@@ -107,8 +62,8 @@ def record(
 )
 def monitor(source_spec: str, glitch_filter_us: int, bias: str, pace: bool, polarity: str) -> None:
     """Show the signal live, one line per second: aim the antenna by it."""
-    from dcf77shm.monitor import MonitorView
-    from dcf77shm.record import stop_on_signals
+    from dcf77shm.tools.monitor import MonitorView
+    from dcf77shm.tools.record import stop_on_signals
 
     source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
     view = MonitorView(Polarity(polarity))

@@ -24,7 +24,7 @@ from typing import IO
 
 from dcf77shm.errors import RuntimeFailure
 
-CHRONY_DIR = Path(__file__).resolve().parent.parent / "chrony"  # the shipped drop-ins
+CHRONY_DIR = Path(__file__).resolve().parents[2] / "chrony"  # the shipped drop-ins
 
 
 def find_chronyd() -> str | None:

@@ -1,6 +1,6 @@
 """The pure pipeline that both ``decode`` and ``run`` use.
 
-edges -> :class:`~dcf77shm.frontend.FrontEnd` (polarity, lost edges)
+edges -> :class:`~dcf77shm.decode.frontend.FrontEnd` (polarity, lost edges)
       -> a :class:`Decoder` (marks, frames, lock; replaceable)
       -> events (samples, minute reports, lock changes)
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
+from dcf77shm.decode.frontend import FrontEnd, Transition
 from dcf77shm.errors import BadInput
-from dcf77shm.frontend import FrontEnd, Transition
 from dcf77shm.model import Edge, Event, Gap, Polarity
 
 
@@ -35,13 +35,13 @@ class Decoder(Protocol):
 
 
 def _strict() -> Decoder:
-    from dcf77shm.strict import StrictDecoder
+    from dcf77shm.decode.strict import StrictDecoder
 
     return StrictDecoder()
 
 
 def _robust() -> Decoder:
-    from dcf77shm.robust.decoder import RobustDecoder
+    from dcf77shm.decode.robust.decoder import RobustDecoder
 
     return RobustDecoder()
 

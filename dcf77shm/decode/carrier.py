@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from dcf77shm.frontend import Transition
+from dcf77shm.decode.frontend import Transition
 
 KEEP_NS = 65_000_000_000  # a minute of history: acquisition measures the past too
 

@@ -18,9 +18,15 @@ from pathlib import Path
 
 import sysv_ipc
 
-from dcf77shm.chronyd import Driver, PrivateChronyd, find_chronyd, shipped_refclock, wait_selected
 from dcf77shm.errors import Dcf77Error
 from dcf77shm.sinks.shm import key_for, segment_info
+from dcf77shm.testing.chronyd import (
+    Driver,
+    PrivateChronyd,
+    find_chronyd,
+    shipped_refclock,
+    wait_selected,
+)
 
 OFFSET_MS = 25.0
 TIMEOUT_S = 230.0

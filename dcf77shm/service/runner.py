@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from dcf77shm.decode.pipeline import Pipeline
+from dcf77shm.formats.events import iso_ns, utc_minute
 from dcf77shm.model import NS_PER_S, Leap, MinuteReport, Sample, StateChange
-from dcf77shm.pipeline import Pipeline
-from dcf77shm.report import iso_ns, utc_minute
 from dcf77shm.sinks import Sink
 from dcf77shm.sources import Source
 
@@ -55,7 +55,7 @@ class SampleCheck:
 
 
 class RunHooks:
-    """Told of every event (counters, status file, systemd notify: dcf77shm.status).
+    """Told of every event (counters, status file, systemd notify: dcf77shm.service.status).
 
     ``attached`` once source and sink are open; ``tick`` from every pass of the
     main loop (at least every READ_TIMEOUT_S); ``stopped`` after both are closed.

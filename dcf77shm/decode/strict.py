@@ -18,8 +18,8 @@ strict``).  Rules:
 from __future__ import annotations
 
 from dcf77shm import timecode
-from dcf77shm.frontend import Transition
-from dcf77shm.marks import Mark, MarkDetector
+from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.marks import Mark, MarkDetector
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Event, Leap, MinuteReport, Sample, StateChange
 
 PHASE_TOL_NS = 50 * NS_PER_MS

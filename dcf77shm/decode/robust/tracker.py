@@ -18,9 +18,9 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from dcf77shm.frontend import Transition
+from dcf77shm.decode.carrier import RunHistory
+from dcf77shm.decode.frontend import Transition
 from dcf77shm.model import NS_PER_MS, NS_PER_S
-from dcf77shm.robust.runs import RunHistory
 
 MS = NS_PER_MS
 BIN_NS = 10 * MS

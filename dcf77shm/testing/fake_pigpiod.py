@@ -435,7 +435,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
 def simulated_signal(start_ns: int, seconds: float, seed: int = 0) -> list[Edge]:
     """A clean simulated receiver output whose second marks start at ``start_ns``."""
     from dcf77shm.model import NS_PER_S
-    from dcf77shm.simulate import SimParams, simulate
+    from dcf77shm.sources.simulate import SimParams, simulate
 
     utc_s = 1_700_000_000 + seed * 60
     edges = simulate(SimParams(start_s=utc_s, duration_s=seconds, seed=seed)).edges
@@ -444,7 +444,7 @@ def simulated_signal(start_ns: int, seconds: float, seed: int = 0) -> list[Edge]
 
 def main(argv: list[str] | None = None) -> None:
     """Run a fake pigpiod playing a simulated signal, for demos: Ctrl-C stops it."""
-    ap = argparse.ArgumentParser(prog="python -m dcf77shm.sources.fake_pigpiod")
+    ap = argparse.ArgumentParser(prog="python -m dcf77shm.testing.fake_pigpiod")
     ap.add_argument("--port", type=int, default=8888)
     ap.add_argument("--gpio", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=3600)
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             time.sleep(args.seconds + 2)
         if args.truth:
-            from dcf77shm.edgelog import write_edges
+            from dcf77shm.formats.edgelog import write_edges
 
             write_edges(args.truth, [Edge(r.true_ns, r.level) for r in fake.reported])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dcf77shm.errors import BadInput
-from dcf77shm.status import DEFAULT_STATUS_FILE
+from dcf77shm.service.status import DEFAULT_STATUS_FILE
 
 
 @click.command()
@@ -27,7 +27,7 @@ def status(path: Path, as_json: bool) -> None:
 
     Exit status 1 if it is not running (no status file, or not written for 10 s).
     """
-    from dcf77shm.status import read_status, status_lines
+    from dcf77shm.service.status import read_status, status_lines
 
     snap = read_status(path)
     if as_json:
@@ -59,7 +59,7 @@ def calibrate(refid: str, conf: Path, chronyc_socket: Path | None) -> None:
     refclock line (offset corrected, delay fitted to the remaining
     uncertainty).
     """
-    from dcf77shm import calibrate as cb
+    from dcf77shm.tools import calibrate as cb
 
     try:
         line = cb.current_line(conf.read_text(encoding="utf-8"), refid)

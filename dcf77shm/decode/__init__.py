@@ -1,0 +1,1 @@
+"""The pure middle: edges -> carrier transitions -> second marks -> frames -> lock -> samples."""

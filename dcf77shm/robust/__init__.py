@@ -1,1 +1,0 @@
-"""The robust decoder (the default): see :mod:`dcf77shm.robust.decoder`."""

@@ -1,0 +1,1 @@
+"""Diagnostics around the pipeline: record, monitor, calibrate."""
