@@ -130,17 +130,17 @@ def status(unit: str, watch: bool) -> None:
 
     Exit status 2 if the segment does not exist.
     """
-    from dcf77shm.sinks import shmstatus
+    from dcf77shm.sinks import shmtools
 
     try:
         u = parse_unit(unit)
     except BadInput as e:
         raise click.BadParameter(str(e)) from None
-    for line in shmstatus.status_lines(u):
+    for line in shmtools.status_lines(u):
         click.echo(line)
     if watch:
         try:
-            for line in shmstatus.watch(u):
+            for line in shmtools.watch(u):
                 click.echo(line)
         except KeyboardInterrupt:
             pass
@@ -162,7 +162,7 @@ def adopt(config_path: Path, user: str) -> None:
     owner changes, the mode stays 0600 and chronyd stays attached.
     """
     from dcf77shm.cli.config import load
-    from dcf77shm.sinks.shmadopt import adopt as adopt_segment
+    from dcf77shm.sinks.shmtools import adopt as adopt_segment
 
     output = load(config_path, run).get("output_spec")
     if not isinstance(output, str):

@@ -1,10 +1,22 @@
-"""``dcf77shm shm status``: what an NTP SHM segment holds, like gpsd's ntpshmmon.
+"""Tools for NTP SHM segments: ``shm status`` (what a segment holds, like gpsd's
+ntpshmmon) and ``shm adopt`` (hand an existing segment to the service user).
 
-Attaches read-only, so it never disturbs chrony or the writer.
+``status`` attaches read-only, so it never disturbs chrony or the writer.
+
+``adopt`` is the unit's root ExecStartPre.  The packaged service runs as
+``_dcf77`` and starts before chronyd, so it normally creates the segment itself
+(0600, owner _dcf77) and chronyd, which attaches while it is still root, reads
+it anyway.  But when chronyd started first (it was running when the package was
+installed, or someone restarted dcf77shm after chrony), the segment is
+chronyd's: owner root, mode 0600, and _dcf77 may not write it.  Removing it is
+no fix: chronyd stays attached to the removed segment and never sees another
+sample.  Changing its owner (shmctl IPC_SET) is: chronyd keeps its attachment
+and, as root, still reads it.
 """
 
 from __future__ import annotations
 
+import pwd
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,7 +26,7 @@ from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S
 from dcf77shm.sinks import shmstruct as st
-from dcf77shm.sinks.shm import SegmentInfo, key_for, segment_info
+from dcf77shm.sinks.shm import SegmentInfo, key_for, parse_unit, segment_info
 
 
 def _open(unit: int) -> tuple[SegmentInfo, sysv_ipc.SharedMemory, st.Layout | None]:
@@ -91,5 +103,39 @@ def watch(
                     f"{t.count:5} {t.valid}"
                 )
             sleep(interval_s)
+    finally:
+        mem.detach()
+
+
+def adopt(output_spec: str, user: str) -> str:
+    """Make ``user`` the owner of the output's segment if it exists; one line saying what."""
+    scheme, _, arg = output_spec.partition(":")
+    if scheme != "shm":
+        return f"output {output_spec}: not a SHM segment, nothing to do"
+    unit = parse_unit(arg)
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise BadInput(f"no user {user!r}; fix: `systemd-sysusers` creates it") from None
+    key = key_for(unit)
+    try:
+        mem = sysv_ipc.SharedMemory(key)
+    except sysv_ipc.ExistentialError:
+        return f"shm:{unit} (key {key:#x}): no segment yet; dcf77shm creates it"
+    except sysv_ipc.PermissionsError:
+        raise RuntimeFailure(
+            f"shm:{unit} (key {key:#x}): permission denied; run this as root"
+        ) from None
+    try:
+        if mem.uid == uid:
+            return f"shm:{unit} (key {key:#x}): already owned by {user}"
+        old = mem.uid
+        try:
+            mem.uid = uid  # IPC_SET: the mode (0600) stays, chronyd stays attached
+        except sysv_ipc.PermissionsError:
+            raise RuntimeFailure(
+                f"shm:{unit} (key {key:#x}): cannot change the owner (uid {old}); run this as root"
+            ) from None
+        return f"shm:{unit} (key {key:#x}): owner changed from uid {old} to {user}"
     finally:
         mem.detach()
