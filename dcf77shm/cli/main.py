@@ -21,7 +21,7 @@ from dcf77shm.cli.options import (
     parse_leap_day,
     parse_utc,
 )
-from dcf77shm.cli.run import run, shm
+from dcf77shm.cli.run import run, shm, stderr_is_journal
 from dcf77shm.cli.service import calibrate, status
 from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
 from dcf77shm.errors import Dcf77Error
@@ -31,7 +31,9 @@ from dcf77shm.model import MinuteReport, Polarity
 
 
 def _fail(msg: str, status: int) -> NoReturn:
-    click.echo(f"dcf77shm: {msg}", err=True)
+    # Under the service the line goes to journald: "<3>" files it as an error.
+    prio = "<3>" if stderr_is_journal() else ""
+    click.echo(f"{prio}dcf77shm: {msg}", err=True)
     sys.exit(status)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -16,13 +18,57 @@ from dcf77shm.model import Polarity
 from dcf77shm.sinks.shm import DEFAULT_UNIT, parse_unit
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# Under systemd, stderr goes to journald, which stamps every line itself and
+# reads a leading "<N>" as the line's syslog priority (sd-daemon(3); the unit's
+# SyslogLevelPrefix= is on by default): no second timestamp, and warnings show
+# as warnings in `journalctl -p warning`.
+JOURNAL_FORMAT = "<%(priority)d>%(message)s"
+# (logging level at least, syslog priority): CRITICAL crit, ERROR err,
+# WARNING warning, INFO info, below that debug.
+SYSLOG_PRIORITY = (
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+)
 
 
-def setup_logging(verbose: int) -> None:
+def syslog_priority(levelno: int) -> int:
+    return next((prio for level, prio in SYSLOG_PRIORITY if levelno >= level), 7)
+
+
+def stderr_is_journal(env: Mapping[str, str] | None = None, fd: int = 2) -> bool:
+    """True when ``fd`` is the stream systemd connected to journald.
+
+    systemd sets JOURNAL_STREAM=DEV:INODE of that stream; a child whose stderr
+    was redirected elsewhere inherits the variable, hence the comparison
+    (systemd.exec(5), "$JOURNAL_STREAM").
+    """
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep or not dev.isdigit() or not ino.isdigit():
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.priority = syslog_priority(record.levelno)
+        return super().format(record)
+
+
+def setup_logging(verbose: int, env: Mapping[str, str] | None = None) -> None:
     """-v: every frame and dropped sample; -vv: also every published sample."""
-    logging.basicConfig(
-        stream=sys.stderr, format=LOG_FORMAT, level=logging.DEBUG if verbose else logging.INFO
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if stderr_is_journal(env):
+        handler.setFormatter(_JournalFormatter(JOURNAL_FORMAT))
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(handlers=[handler], level=logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("dcf77shm.run.samples").setLevel(
         logging.DEBUG if verbose >= 2 else logging.INFO
     )
