@@ -66,7 +66,7 @@ class SockSink:
         if not arg.startswith("/"):
             raise BadInput(
                 f"bad SOCK path {arg!r}: give the absolute path of chrony's "
-                "`refclock SOCK` line, e.g. sock:/run/chrony/dcf77.sock"
+                "`refclock SOCK` line, e.g. sock:/run/dcf77shm-sock/dcf77.sock"
             )
         if len(os.fsencode(arg)) > MAX_PATH:
             raise BadInput(f"SOCK path {arg!r} is longer than {MAX_PATH} bytes (unix socket limit)")
@@ -89,8 +89,9 @@ class SockSink:
             if not os.access(self.path, os.W_OK):
                 raise RuntimeFailure(
                     f"{self.path}: permission denied (owner uid {st.st_uid}, mode "
-                    f"{stat.S_IMODE(st.st_mode):04o}); fix: run dcf77shm as root or as "
-                    "chronyd's user"
+                    f"{stat.S_IMODE(st.st_mode):04o}); fix: put the socket in "
+                    "/run/dcf77shm-sock/ (the package's chrony.service drop-in gives it to "
+                    "_dcf77 at each chronyd start) and restart chrony, or run dcf77shm as root"
                 )
         self._opened = True
 
