@@ -210,7 +210,15 @@ def adopt(config_path: Path, user: str) -> None:
     from dcf77shm.cli.config import load
     from dcf77shm.sinks.shmtools import adopt as adopt_segment
 
-    output = load(config_path, run).get("output_spec")
+    try:
+        output = load(config_path, run).get("output_spec")
+    except BadInput:
+        # A config `run` will refuse: `run` reports it (one line, exit 2, so
+        # the unit's RestartPreventExitStatus=2 stops the restarts).  Failing
+        # here would report it twice and, in ExecStartPre=, restart the unit
+        # every 5 s: RestartPreventExitStatus= looks at the main process only.
+        click.echo(f"{config_path}: not a valid config; nothing adopted (`dcf77shm run` says why)")
+        return
     if not isinstance(output, str):
         raise BadInput(f'{config_path}: no `output` key; add e.g. output = "shm:{DEFAULT_UNIT}"')
     click.echo(adopt_segment(output, user))
