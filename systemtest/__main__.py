@@ -25,6 +25,17 @@ from systemtest.report import Report
 from systemtest.scenario import ST, SuiteRun
 
 SKIPPED = 77
+EXCLUDES = (
+    "./.git",
+    "./build",
+    "./.venv",
+    "'*.egg-info'",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+)
 TOOLS = {"mmdebstrap": "mmdebstrap", "systemd-nspawn": "systemd-container", "nsenter": "util-linux"}
 
 
@@ -101,12 +112,9 @@ def build_newer(deb: Path, logs: Path) -> Path:
     src = work / "src"
     src.mkdir(parents=True)
     tree = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        f"git -C {tree} ls-files -z --cached --others --exclude-standard | "
-        f"tar -C {tree} --null -T - -cf - | tar -C {src} -xf -",
-        shell=True,
-        check=True,
-    )
+    # The tree as `make deb` copies it (its exclusions), from this checkout.
+    excludes = " ".join(f"--exclude={x}" for x in EXCLUDES)
+    subprocess.run(f"tar -C {tree} -cf - {excludes} . | tar -C {src} -xf -", shell=True, check=True)
     changelog = src / "debian" / "changelog"
     stamp = dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
     changelog.write_text(

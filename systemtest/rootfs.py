@@ -54,9 +54,9 @@ SUITES = {
         "trixie",
         security=True,
         backports=False,
-        extras=("python3-libgpiod",),
+        extras=("python3-pigpio", "python3-libgpiod"),
         ntpsec=False,
-        pigpio=False,
+        pigpio=True,
         optional=False,
     ),
     # Debian testing: the chrony that comes next (4.8 and later).
