@@ -193,7 +193,10 @@ def run_suite(
             True,
             state + (f" (failed: {failed[0]})" if failed else ""),
         )
-        SuiteRun(suite, box, report, debs).run()
+        try:
+            SuiteRun(suite, box, report, debs).run()
+        except Exception as e:  # a harness bug or a dead container: this suite fails, not the run
+            report.check(suite.name, "suite ran to the end", False, f"{type(e).__name__}: {e}")
         if report.failed:
             (args.logs / f"{suite.name}-journal.txt").write_text(
                 box.sh("journalctl -b --no-pager -o short-precise", timeout=60).out
