@@ -18,9 +18,11 @@ def utc_minute(utc_s: int | None) -> str | None:
 
 def iso_ns(t_ns: int) -> str:
     s, ns = divmod(t_ns, NS_PER_S)
-    return (
-        dt.datetime.fromtimestamp(s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
-    )
+    try:
+        day = dt.datetime.fromtimestamp(s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # beyond what a calendar can print
+        return f"{t_ns} ns (out of range)"
+    return day + f".{ns // 1000:06d}Z"
 
 
 def to_json(ev: Event) -> dict[str, object]:

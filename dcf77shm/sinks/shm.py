@@ -11,14 +11,26 @@ Default unit 77: gpsd claims units 0-7 (NTP0..NTP7, two per device), and a
 unit of its own means a gpsd on the same machine never writes into our
 segment.  Two writers on one unit would hand chrony a mix of two clocks, so
 a count that moved without us is reported (``foreign_writes``).
+
+A segment anyone else can write is a way for any local user to set the time
+of every machine this server serves: the key is predictable and SHM has no
+authentication.  So an existing segment is used only when it is safe: not
+group- or other-writable, and owned *and created* by root or by us (the
+creator of a System V segment may change its mode and owner at any time).
+Otherwise ``open`` refuses with the fix.  While running, the segment is
+looked up again every ``RECHECK_S``: if another segment took its key (an
+``ipcrm`` and a chronyd restart) the sink attaches to the new one, and if the
+segment became unsafe it stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pwd
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +46,7 @@ DEFAULT_UNIT = 77
 # 2^-10 s ~ 1 ms: the leading-edge jitter of a good DCF77 AM receiver.  chrony
 # ignores this field (its refclock `precision` option counts); ntpd reads it.
 DEFAULT_PRECISION = -10
+RECHECK_S = 10
 
 
 def key_for(unit: int) -> int:
@@ -58,16 +71,44 @@ class SegmentInfo:
     size: int
     nattch: int
     uid: int
+    cuid: int = -1  # the creator
 
     @property
     def owner(self) -> str:
-        try:
-            return f"{pwd.getpwuid(self.uid).pw_name} (uid {self.uid})"
-        except KeyError:
-            return f"uid {self.uid}"
+        return _user(self.uid)
 
     def describe(self) -> str:
-        return f"owner {self.owner}, mode {self.mode:04o}, {self.size} bytes"
+        creator = "" if self.cuid in (-1, self.uid) else f", created by {_user(self.cuid)}"
+        return f"owner {self.owner}{creator}, mode {self.mode:04o}, {self.size} bytes"
+
+    def unsafe(self, trusted: Iterable[int]) -> str | None:
+        """Why another local user could write samples into this segment, or None."""
+        ok = {0, *trusted}
+        if self.mode & 0o022:
+            return f"mode {self.mode:04o} lets others write it"
+        if self.uid not in ok:
+            return f"it belongs to {_user(self.uid)}"
+        if self.cuid not in ok and self.cuid != -1:
+            return f"it was created by {_user(self.cuid)}, who may change its mode at any time"
+        return None
+
+
+SERVICE_USER = "_dcf77"  # the packaged service's system user (systemd/dcf77shm.sysusers)
+
+
+def trusted_uids() -> set[int]:
+    """Who may own or have created a segment we write: root, us, the service user."""
+    out = {0, os.geteuid()}
+    with contextlib.suppress(KeyError):
+        out.add(pwd.getpwnam(SERVICE_USER).pw_uid)
+    return out
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
@@ -79,8 +120,9 @@ def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInf
         f = line.split()
         if len(f) >= 8 and int(f[0]) == key:
             # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
+            cuid = int(f[9]) if len(f) >= 10 else -1
             return SegmentInfo(
-                key, int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7])
+                key, int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]), cuid
             )
     return None
 
@@ -95,6 +137,8 @@ class ShmSink:
         self.foreign_writes = 0
         self._mem: sysv_ipc.SharedMemory | None = None
         self._count = 0
+        self._shmid: int | None = None
+        self._published = 0
 
     @classmethod
     def from_spec(cls, arg: str, options: Mapping[str, object]) -> ShmSink:
@@ -105,6 +149,16 @@ class ShmSink:
 
     def open(self) -> None:
         mem = self._attach()
+        info = segment_info(self.key)
+        why = None if info is None else info.unsafe(trusted_uids())
+        if why is not None:
+            mem.detach()
+            raise RuntimeFailure(
+                f"{self.description}: refusing an unsafe segment: {why} ({self._info()}); "
+                f"fix: stop chronyd and dcf77shm, `ipcrm -M {self.key:#x}`, start dcf77shm "
+                "then chronyd (as root, `dcf77shm shm adopt` removes it if nothing is attached)"
+            )
+        self._shmid = mem.id
         layout = st.Layout.from_size(mem.size)
         if layout is None:
             mem.detach()
@@ -145,7 +199,34 @@ class ShmSink:
         info = segment_info(self.key)
         return info.describe() if info else "segment not listed in /proc/sysvipc/shm"
 
+    def _recheck(self) -> None:
+        """Is the segment we write still the one at the key, and still safe?"""
+        info = segment_info(self.key)
+        if info is not None and info.shmid == self._shmid:
+            why = info.unsafe(trusted_uids())
+            if why is not None:
+                raise RuntimeFailure(
+                    f"{self.description}: the segment became unsafe: {why}; stopping "
+                    f"(fix: `ipcrm -M {self.key:#x}`, restart dcf77shm, then chronyd)"
+                )
+            return
+        # Removed (ipcrm) and perhaps made anew by a restarted chronyd: what we
+        # wrote no longer reaches it.  Attach to what is at the key now.
+        log.warning(
+            "%s: the segment was replaced (shmid %s -> %s); attaching to the new one",
+            self.description,
+            self._shmid,
+            "none" if info is None else info.shmid,
+        )
+        old, self._mem = self._mem, None
+        if old is not None:
+            old.detach()
+        self.open()
+
     def publish(self, sample: Sample) -> None:
+        if self._mem is not None and self._published % RECHECK_S == 0:
+            self._recheck()
+        self._published += 1
         mem, layout = self._mem, self.layout
         if mem is None or layout is None:
             raise RuntimeFailure(f"{self.description}: publish before open")

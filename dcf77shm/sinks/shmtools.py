@@ -16,6 +16,7 @@ and, as root, still reads it.
 
 from __future__ import annotations
 
+import contextlib
 import pwd
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S
 from dcf77shm.sinks import shmstruct as st
-from dcf77shm.sinks.shm import SegmentInfo, key_for, parse_unit, segment_info
+from dcf77shm.sinks.shm import SegmentInfo, key_for, parse_unit, segment_info, trusted_uids
 
 
 def _open(unit: int) -> tuple[SegmentInfo, sysv_ipc.SharedMemory, st.Layout | None]:
@@ -71,6 +72,9 @@ def status_lines(unit: int) -> list[str]:
         f"mode {t.mode}  count {t.count}  valid {t.valid}  leap {t.leap}  "
         f"precision {t.precision}  nsamples {t.nsamples}",
     ]
+    why = info.unsafe(trusted_uids())
+    if why is not None:
+        lines.insert(1, f"UNSAFE: {why}: another local user can write the time chrony reads")
     if t.clock_sec == 0 and t.receive_sec == 0:
         lines.append("no sample written yet")
     else:
@@ -108,7 +112,13 @@ def watch(
 
 
 def adopt(output_spec: str, user: str) -> str:
-    """Make ``user`` the owner of the output's segment if it exists; one line saying what."""
+    """Make the output's segment, if it exists, safe and ``user``'s; one line saying what.
+
+    Safe means mode 0600 and owner ``user``.  A segment *created* by anyone but
+    root or ``user`` can never be made safe (its creator keeps the right to
+    change it): with nothing attached it is removed, so the service creates its
+    own; with chronyd attached, this refuses with the fix (exit 1).
+    """
     scheme, _, arg = output_spec.partition(":")
     if scheme != "shm":
         return f"output {output_spec}: not a SHM segment, nothing to do"
@@ -118,24 +128,47 @@ def adopt(output_spec: str, user: str) -> str:
     except KeyError:
         raise BadInput(f"no user {user!r}; fix: `systemd-sysusers` creates it") from None
     key = key_for(unit)
+    name = f"shm:{unit} (key {key:#x})"
+    info = segment_info(key)
     try:
         mem = sysv_ipc.SharedMemory(key)
     except sysv_ipc.ExistentialError:
-        return f"shm:{unit} (key {key:#x}): no segment yet; dcf77shm creates it"
+        return f"{name}: no segment yet; dcf77shm creates it"
     except sysv_ipc.PermissionsError:
-        raise RuntimeFailure(
-            f"shm:{unit} (key {key:#x}): permission denied; run this as root"
-        ) from None
+        raise RuntimeFailure(f"{name}: permission denied; run this as root") from None
     try:
-        if mem.uid == uid:
-            return f"shm:{unit} (key {key:#x}): already owned by {user}"
-        old = mem.uid
+        creator = info.cuid if info is not None else mem.cuid
+        if creator not in (0, uid):
+            return _remove_foreign(mem, name, info)
+        changed = []
         try:
-            mem.uid = uid  # IPC_SET: the mode (0600) stays, chronyd stays attached
+            if mem.uid != uid:
+                changed.append(f"owner uid {mem.uid} -> {user}")
+                mem.uid = uid  # IPC_SET: chronyd stays attached
+            if mem.mode & 0o777 != 0o600:
+                changed.append(f"mode {mem.mode & 0o777:04o} -> 0600")
+                mem.mode = 0o600
         except sysv_ipc.PermissionsError:
             raise RuntimeFailure(
-                f"shm:{unit} (key {key:#x}): cannot change the owner (uid {old}); run this as root"
+                f"{name}: cannot change owner or mode (owner uid {mem.uid}); run this as root"
             ) from None
-        return f"shm:{unit} (key {key:#x}): owner changed from uid {old} to {user}"
+        if not changed:
+            return f"{name}: already {user}'s, mode 0600"
+        return f"{name}: " + ", ".join(changed)
     finally:
-        mem.detach()
+        with contextlib.suppress(sysv_ipc.Error):
+            mem.detach()
+
+
+def _remove_foreign(mem: sysv_ipc.SharedMemory, name: str, info: SegmentInfo | None) -> str:
+    what = info.describe() if info is not None else f"created by uid {mem.cuid}"
+    # info was read before we attached; without it, do not count ourselves.
+    attached = info.nattch if info is not None else mem.number_attached - 1
+    if attached > 0:
+        raise RuntimeFailure(
+            f"{name}: refusing a segment another user made ({what}, {attached} attached): "
+            f"anyone who made it can write the time; fix: `systemctl stop chrony dcf77shm`, "
+            f"`ipcrm -M {mem.key:#x}`, `systemctl start dcf77shm chrony`"
+        )
+    mem.remove()
+    return f"{name}: removed a segment another user made ({what}); dcf77shm creates its own"
