@@ -17,22 +17,30 @@ import pytest
 from chronystructs import chrony_sock_sample
 from clirun import run_cli
 
-from dcf77shm.model import NS_PER_S, Sample
+from dcf77shm.model import NS_PER_S, DropReason, Sample
 from dcf77shm.service.runner import SampleCheck
 
 MS = 1_000_000
 
 
+def _why(found: tuple[DropReason, str] | None) -> str:
+    return "" if found is None else found[1]
+
+
 def test_safety_net_drops_with_reasons() -> None:
     c = SampleCheck()
     assert c.reason(Sample(10 * NS_PER_S + 5, 11 * NS_PER_S)) is None
-    assert "whole second" in (c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S + 1)) or "")
-    assert "previous" in (c.reason(Sample(10 * NS_PER_S + 5, 12 * NS_PER_S)) or "")
-    assert "previous" in (c.reason(Sample(11 * NS_PER_S, 11 * NS_PER_S)) or "")
+    assert "whole second" in _why(c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S + 1)))
+    assert "previous" in _why(c.reason(Sample(10 * NS_PER_S + 5, 12 * NS_PER_S)))
+    assert "previous" in _why(c.reason(Sample(11 * NS_PER_S, 11 * NS_PER_S)))
     assert c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S)) is None
-    assert "beyond" in (c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)) or "")
-    assert "future" in (c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=18 * NS_PER_S) or "")
+    assert "beyond" in _why(c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)))
+    assert "future" in _why(c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=18 * NS_PER_S))
     assert c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=20 * NS_PER_S) is None
+    # chrony drops a refclock sample older than 2^(poll+1) s (32 s at poll 4)
+    assert "chrony would drop" in _why(
+        c.reason(Sample(21 * NS_PER_S, 22 * NS_PER_S), now_ns=52 * NS_PER_S)
+    )
 
 
 SockSample = chrony_sock_sample(ctypes.c_int64)

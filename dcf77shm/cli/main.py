@@ -14,16 +14,19 @@ import click
 from dcf77shm import __version__
 from dcf77shm.cli.gpio import monitor, record
 from dcf77shm.cli.options import (
-    POLARITY,
     bounded,
+    build_pipeline,
+    parse_clock_step,
     parse_duration,
     parse_fade,
     parse_leap_day,
+    parse_noise,
+    parse_spoof,
     parse_utc,
+    pipeline_options,
 )
 from dcf77shm.cli.run import run, shm
 from dcf77shm.cli.service import calibrate, status
-from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
 from dcf77shm.errors import Dcf77Error
 from dcf77shm.formats.edgelog import check_edges, iter_edges, write_edges
 from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
@@ -47,23 +50,22 @@ def cli() -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--json", "as_json", is_flag=True, help="JSON Lines: sample, minute and lock records."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON Lines: sample, withheld, alarm, minute and lock records.",
 )
-@click.option(
-    "--polarity",
-    type=POLARITY,
-    default="auto",
-    show_default=True,
-    help="Line level while the carrier is reduced; auto detects it.",
-)
-@click.option(
-    "--decoder",
-    type=click.Choice(sorted(DECODERS)),
-    default=DEFAULT_DECODER,
-    show_default=True,
-    help="Bit/frame/lock stage.",
-)
-def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) -> None:
+@pipeline_options
+def decode(
+    files: tuple[Path, ...],
+    as_json: bool,
+    polarity: str,
+    decoder: str,
+    jump_policy: str,
+    drift_ppm: float,
+    holdover_ppm: float,
+    leap_seconds: str,
+) -> None:
     """Replay edge logs through the pipeline that `run` uses.
 
     Each FILE is decoded on its own, in order, by a fresh pipeline.  Every file
@@ -72,7 +74,9 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     counts = [check_edges(f) for f in files]  # refuse any bad file before printing
     out = sys.stdout
     for f, count in zip(files, counts, strict=True):
-        pipe = Pipeline(Polarity(polarity), decoder)
+        pipe, _ = build_pipeline(
+            polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
+        )
         summary = Summary()
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
@@ -190,6 +194,29 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     help="System-clock rate error.",
 )
 @click.option(
+    "--clock-step",
+    "clock_steps",
+    multiple=True,
+    help="AT:DELTA seconds: the system clock steps by DELTA at AT (e.g. 900:+60).",
+)
+@click.option(
+    "--spoof",
+    "spoofs",
+    multiple=True,
+    help="START:LENGTH[:shift=+1h,phase=MS,drift=MS_PER_MIN,a2]: a local transmitter.",
+)
+@click.option(
+    "--noise", "noises", multiple=True, help="START:LENGTH[:RATE]: the receiver outputs noise only."
+)
+@click.option(
+    "--format",
+    "version",
+    type=click.Choice(["v1", "v2"]),
+    default="v2",
+    show_default=True,
+    help="Edge log version (v1: system clock only; edges it cannot hold are left out).",
+)
+@click.option(
     "--truth",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the true label of every second mark (JSON Lines).",
@@ -203,11 +230,20 @@ def simulate(
     leaps: tuple[str, ...],
     polarity: str,
     leap_clock: str,
+    clock_steps: tuple[str, ...],
+    spoofs: tuple[str, ...],
+    noises: tuple[str, ...],
+    version: str,
     truth: Path | None,
     **knobs: float,
 ) -> None:
-    """Write a simulated receiver's edge log (deterministic with --seed)."""
-    from dcf77shm.sources.simulate import LeapClock, SimParams
+    """Write a simulated receiver's edge log (deterministic with --seed).
+
+    The truth (--truth) is the genuine transmitter's second marks, whatever the
+    receiver heard: its label, and where its leading edge lies on the system
+    clock (sys_ns) and the steady clock (mono_ns).
+    """
+    from dcf77shm.sources.simulate import LeapClock, SimParams, truth_json
     from dcf77shm.sources.simulate import simulate as run_sim
 
     start_s = (
@@ -223,23 +259,47 @@ def simulate(
         leap_second_ends=frozenset(parse_leap_day(d) for d in leaps),
         leap_clock=LeapClock(leap_clock),
         seed=seed,
-        **knobs,
+        clock_steps=tuple(parse_clock_step(s) for s in clock_steps),
+        segments=(*(parse_spoof(s) for s in spoofs), *(parse_noise(s) for s in noises)),
+        delay_ms=knobs["delay_ms"],
+        jitter_ms=knobs["jitter_ms"],
+        width_bias_ms=knobs["width_bias_ms"],
+        width_spread_ms=knobs["width_spread_ms"],
+        glitch_rate=knobs["glitch_rate"],
+        glitch_ms=knobs["glitch_ms"],
+        drop_rate=knobs["drop_rate"],
+        flip_rate=knobs["flip_rate"],
+        clock_offset_ms=knobs["clock_offset_ms"],
+        rate_ppm=knobs["rate_ppm"],
     )
     result = run_sim(params)
+    edges = result.edges
+    if version == "v1":
+        # A version 1 log never goes back: edges stamped before the newest one
+        # (after a step back of the system clock) are left out, as `record` does.
+        kept, last = [], None
+        for e in edges:
+            if last is None or e.time_ns >= last:
+                kept.append(e)
+                last = e.time_ns
+        if len(kept) < len(edges):
+            click.echo(
+                f"v1: left out {len(edges) - len(kept)} edges stamped back in time", err=True
+            )
+        edges = kept
     start_iso = dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat().replace("+00:00", "Z")
     comments = [
         f"simulated by dcf77shm {__version__}: start {start_iso}, "
         + ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()) if v)
         + f", seed={seed}"
     ]
-    write_edges(output, result.edges, comments)
+    write_edges(output, edges, comments, 1 if version == "v1" else 2)
     if truth is not None:
         with truth.open("w", encoding="utf-8") as f:
             for m in result.marks:
-                f.write(json.dumps({"label_s": m.label_s, "sys_ns": m.sys_ns, "bit": m.bit}) + "\n")
+                f.write(json.dumps(truth_json(m)) + "\n")
     click.echo(
-        f"wrote {len(result.edges)} edges, {len(result.marks)} second marks from "
-        f"{start_iso} to {output}",
+        f"wrote {len(edges)} edges, {len(result.marks)} second marks from {start_iso} to {output}",
         err=True,
     )
 

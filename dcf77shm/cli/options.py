@@ -111,3 +111,179 @@ def open_cli_source(source_spec: str, glitch_filter_us: int, bias: str, pace: bo
     return open_source(
         source_spec, {"glitch_filter_us": glitch_filter_us, "bias": bias, "pace": pace}
     )
+
+
+_SHIFT_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def _shift_s(text: str, what: str) -> int:
+    """'+3600', '-1y', '+2m', '1d' -> seconds."""
+    m = re.fullmatch(r"([+-]?\d{1,9})([smhdy]?)", text.strip())
+    if not m:
+        raise BadInput(f"bad {what} shift {text!r}: use a signed number of s, m, h, d or y")
+    return int(m.group(1)) * _SHIFT_UNITS[m.group(2) or "s"]
+
+
+def _span(text: str, what: str, example: str) -> tuple[float, float, list[str]]:
+    parts = text.split(":")
+    try:
+        start, length = float(parts[0]), float(parts[1])
+    except (ValueError, IndexError):
+        raise BadInput(f"bad {what} {text!r}: use {example}") from None
+    if not (0 <= start < 1e9 and 0 < length < 1e9):
+        raise BadInput(f"bad {what} {text!r}: START must be >= 0 and LENGTH > 0 (seconds)")
+    return start, length, parts[2:]
+
+
+def parse_clock_step(text: str) -> tuple[float, float]:
+    """AT:DELTA, both in seconds: the system clock steps by DELTA at AT."""
+    try:
+        at_s, delta_s = text.split(":")
+        at, delta = float(at_s), float(delta_s)
+    except ValueError:
+        raise BadInput(
+            f"bad --clock-step {text!r}: use AT:DELTA in seconds, e.g. 900:+60"
+        ) from None
+    if not (0 <= at < 1e9 and abs(delta) < 1e10 and delta != 0):
+        raise BadInput(f"bad --clock-step {text!r}: AT >= 0 and a non-zero DELTA")
+    return at, delta
+
+
+def parse_spoof(text: str) -> Any:
+    """START:LENGTH[:shift=S,phase=MS,drift=MS,a2] -> a SPOOF segment."""
+    from dcf77shm.sources.simulate import Segment, SegmentKind
+
+    example = "START:LENGTH[:shift=+1h,phase=30,drift=1,a2], e.g. 900:1200:shift=+1"
+    start, length, rest = _span(text, "--spoof", example)
+    kw: dict[str, Any] = {}
+    for item in ",".join(rest).split(","):
+        key, _, value = item.strip().partition("=")
+        try:
+            if key == "shift":
+                kw["shift_s"] = _shift_s(value, "--spoof")
+            elif key == "phase":
+                kw["phase_ms"] = float(value)
+            elif key == "drift":
+                kw["drift_ms_per_min"] = float(value)
+            elif key == "a2" and not value:
+                kw["leap_announce"] = True
+            elif key:
+                raise BadInput(f"bad --spoof {text!r}: unknown {key!r}; use {example}")
+        except ValueError:
+            raise BadInput(f"bad --spoof {text!r}: {key}={value!r} is not a number") from None
+    return Segment(start, length, SegmentKind.SPOOF, **kw)
+
+
+def parse_noise(text: str) -> Any:
+    """START:LENGTH[:RATE] -> a NOISE segment (the receiver outputs noise only)."""
+    from dcf77shm.sources.simulate import Segment, SegmentKind
+
+    start, length, rest = _span(text, "--noise", "START:LENGTH[:RATE], e.g. 1200:600:3")
+    try:
+        rate = float(rest[0]) if rest else 2.0
+    except ValueError:
+        raise BadInput(f"bad --noise {text!r}: RATE is pulses per second") from None
+    if not 0 < rate <= 100:
+        raise BadInput(f"bad --noise {text!r}: RATE must be in (0, 100] pulses per second")
+    return Segment(start, length, SegmentKind.NOISE, rate=rate)
+
+
+# --- the pipeline's options, shared by run and decode (decode replays what run does) ---
+
+
+def parse_jump_policy(text: str) -> tuple[Any, int]:
+    """'never' or 'after:DURATION' -> (JumpPolicy, follow_ns)."""
+    from dcf77shm.decode.guard import JumpPolicy
+
+    if text == "never":
+        return JumpPolicy.NEVER, 0
+    kind, _, dur = text.partition(":")
+    if kind != "after" or not dur:
+        raise BadInput(f"bad jump policy {text!r}: use 'never' or 'after:DURATION' (e.g. after:6h)")
+    return JumpPolicy.AFTER, round(parse_duration(dur) * 1_000_000_000)
+
+
+def pipeline_options(f: F) -> F:
+    """The decoder and the held count's options (the same keys in the config file)."""
+    from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER
+
+    for opt in reversed(
+        [
+            click.option(
+                "--polarity",
+                type=POLARITY,
+                default="auto",
+                show_default=True,
+                help="Line level while the carrier is reduced; auto detects it.",
+            ),
+            click.option(
+                "--decoder",
+                type=click.Choice(sorted(DECODERS)),
+                default=DEFAULT_DECODER,
+                show_default=True,
+                help="Bit/frame/lock stage.",
+            ),
+            click.option(
+                "--jump-policy",
+                default="never",
+                show_default=True,
+                help="When the radio's time contradicts the held count: 'never' follow it "
+                "(until reboot, or the state file is deleted), or 'after:DURATION' of agreement.",
+            ),
+            click.option(
+                "--drift-ppm",
+                type=click.FloatRange(0.5, 100),
+                default=5.0,
+                show_default=True,
+                help="How far the held rate may move from the rate learned at lock before "
+                "drift stops publishing (the host crystal's wander).",
+            ),
+            click.option(
+                "--holdover-ppm",
+                type=click.FloatRange(0.5, 1000),
+                default=10.0,
+                show_default=True,
+                help="Growth of the held count's uncertainty without signal.",
+            ),
+            click.option(
+                "--leap-seconds",
+                default="system",
+                show_default=True,
+                help="leap-seconds.list to trust over A2: a path, 'system' (tzdata's), or "
+                "'none' (A2 alone, the old rule).",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def build_pipeline(
+    polarity: str,
+    decoder: str,
+    jump_policy: str,
+    drift_ppm: float,
+    holdover_ppm: float,
+    leap_seconds: str,
+) -> tuple[Any, Any]:
+    """(Pipeline, LeapTable or None) from the options of :func:`pipeline_options`."""
+    from pathlib import Path
+
+    from dcf77shm import leapsecs
+    from dcf77shm.decode.guard import DEFAULT_FOLLOW_NS, GuardConfig
+    from dcf77shm.decode.pipeline import Pipeline
+
+    policy, follow_ns = parse_jump_policy(jump_policy)
+    if leap_seconds == "system":
+        table = leapsecs.load_system()
+    elif leap_seconds == "none":
+        table = None
+    else:
+        table = leapsecs.load(Path(leap_seconds))
+    guard = GuardConfig(
+        jump_policy=policy,
+        follow_ns=follow_ns or DEFAULT_FOLLOW_NS,
+        band_ppm=drift_ppm,
+        holdover_ppm=holdover_ppm,
+    )
+    return Pipeline(Polarity(polarity), decoder, table, guard), table

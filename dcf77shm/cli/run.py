@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from dcf77shm.cli.config import config_option
-from dcf77shm.cli.options import source_options
-from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
+from dcf77shm.cli.options import build_pipeline, pipeline_options, source_options
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Polarity
 from dcf77shm.sinks.shm import DEFAULT_UNIT, parse_unit
@@ -31,16 +30,7 @@ def setup_logging(verbose: int) -> None:
 @click.command()
 @source_options
 @click.option("--output", "output_spec", required=True, help="shm:UNIT or sock:PATH.")
-@click.option(
-    "--polarity",
-    type=click.Choice([p.value for p in Polarity]),
-    default="auto",
-    show_default=True,
-    help="Line level while the carrier is reduced; auto detects it.",
-)
-@click.option(
-    "--decoder", type=click.Choice(sorted(DECODERS)), default=DEFAULT_DECODER, show_default=True
-)
+@pipeline_options
 @click.option(
     "--sim-offset-ms",
     type=float,
@@ -79,12 +69,22 @@ def setup_logging(verbose: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write them for node_exporter's textfile collector (NAME.prom).",
 )
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the held count here, so a restart in the same boot continues it "
+    "(live sources only; the service uses /var/lib/dcf77shm/state.json).",
+)
 @config_option
 def run(
     source_spec: str,
     output_spec: str,
     polarity: str,
     decoder: str,
+    jump_policy: str,
+    drift_ppm: float,
+    holdover_ppm: float,
+    leap_seconds: str,
     glitch_filter_us: int,
     bias: str,
     pace: bool,
@@ -93,6 +93,7 @@ def run(
     verbose: int,
     status_file: Path | None,
     metrics_textfile: Path | None,
+    state_file: Path | None,
     **sim: float,
 ) -> None:
     """Decode a receiver and publish its samples to chrony, until SIGTERM/SIGINT.
@@ -100,6 +101,7 @@ def run(
     A replay ends at the end of its file (as fast as possible without --pace).
     """
     from dcf77shm.service.runner import Runner
+    from dcf77shm.service.state import StateFile
     from dcf77shm.service.status import Monitor
     from dcf77shm.sinks import open_sink
     from dcf77shm.sources import open_source
@@ -113,8 +115,28 @@ def run(
             options["polarity"] = Polarity(polarity)
     source = open_source(source_spec, options)
     sink = open_sink(output_spec, {})
-    monitor = Monitor(source_spec, output_spec, decoder, status_file, metrics_textfile)
-    Runner(source, sink, Pipeline(Polarity(polarity), decoder), hooks=monitor).run()
+    pipeline, leaps = build_pipeline(
+        polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
+    )
+    log = logging.getLogger("dcf77shm.run")
+    state = None
+    if state_file is not None:
+        if getattr(source, "host_steady", False):
+            state = StateFile(state_file)
+            log.info("%s", state.restore(pipeline.guard))
+        else:
+            log.warning("--state-file ignored: %s has no steady clock of this host", source_spec)
+    monitor = Monitor(
+        source_spec,
+        output_spec,
+        decoder,
+        status_file,
+        metrics_textfile,
+        guard=pipeline.guard,
+        leaps=leaps,
+        state_file=state,
+    )
+    Runner(source, sink, pipeline, hooks=monitor).run()
 
 
 @click.group()

@@ -1,4 +1,11 @@
-"""Edge log, version 1 (INTERFACES §1): read and write.
+"""Edge logs (INTERFACES §1): read versions 1 and 2, write version 2.
+
+Version 1 lines are ``<time_ns> <level>``: the system clock only.  Version 2
+(header ``# dcf77shm edges v2``) adds the steady clock as a third field,
+``<time_ns> <level> <mono_ns>``, so that a recording replays the way it was
+received even across a step of the system clock: ``mono_ns`` never decreases,
+``time_ns`` may (a step back).  A version 1 file's only clock is the system
+clock: it must not decrease, and a step forward in it looks like a jump.
 
 A reader refuses a bad file as a whole, with one line naming the file, the
 line number and the problem, before anything is decoded from it.
@@ -9,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import itertools
 import os
 import tempfile
 import zlib
@@ -19,7 +27,10 @@ from typing import IO, cast
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Edge
 
-HEADER = "# dcf77shm edges v1"
+HEADER_V1 = "# dcf77shm edges v1"
+HEADER_V2 = "# dcf77shm edges v2"
+HEADER = HEADER_V2
+HEADERS = {HEADER_V1: 1, HEADER_V2: 2}
 
 
 def _lines(p: Path) -> Iterator[bytes]:
@@ -42,45 +53,65 @@ def _lines(p: Path) -> Iterator[bytes]:
 
 def _scan(p: Path) -> Iterator[Edge]:
     """Parse and check an edge log line by line; BadInput on the first problem."""
-    last: int | None = None
+    last: int | None = None  # the clock that must not decrease: time (v1) or mono (v2)
+    version = 0
     lineno = 0
     for lineno, raw in enumerate(_lines(p), start=1):
-        # Fast path for the common data line: two ASCII fields, digits and 0/1.
+        # Fast path for the common data line: ASCII digits and a 0/1 level.
         parts_b = raw.split()
-        if lineno > 1 and len(parts_b) == 2 and parts_b[0].isdigit():
+        if version and len(parts_b) == version + 1 and parts_b[0].isdigit():
             lv = parts_b[1]
-            if lv == b"0" or lv == b"1":
+            mono_b = parts_b[2] if version == 2 else b"0"
+            if (lv == b"0" or lv == b"1") and mono_b.isdigit():
                 t = int(parts_b[0])
-                if last is not None and t < last:
-                    raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
-                last = t
-                yield Edge(t, 1 if lv == b"1" else 0)
+                mono = int(mono_b) if version == 2 else None
+                key = t if mono is None else mono
+                if last is not None and key < last:
+                    raise BadInput(_backwards(p, lineno, version, key, last))
+                last = key
+                yield Edge(t, 1 if lv == b"1" else 0, mono)
                 continue
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
         if lineno == 1:
-            if line != HEADER:
-                raise BadInput(f"{p}:1: missing header: the first line must be {HEADER!r}")
+            version = HEADERS.get(line, 0)
+            if not version:
+                raise BadInput(
+                    f"{p}:1: missing header: the first line must be {HEADER_V2!r} "
+                    f"(or {HEADER_V1!r})"
+                )
             continue
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) != 2:
-            raise BadInput(f"{p}:{lineno}: expected '<time_ns> <level>', got {line.strip()!r}")
-        t_s, l_s = parts
+        if len(parts) != version + 1:
+            want = "'<time_ns> <level>'" if version == 1 else "'<time_ns> <level> <mono_ns>'"
+            raise BadInput(f"{p}:{lineno}: expected {want}, got {line.strip()!r}")
+        t_s, l_s = parts[0], parts[1]
         if not _is_int(t_s):
             raise BadInput(f"{p}:{lineno}: time_ns {t_s!r} is not an integer")
         if l_s not in ("0", "1"):
             raise BadInput(f"{p}:{lineno}: level {l_s!r} is not 0 or 1")
+        mono = None
+        if version == 2:
+            if not _is_int(parts[2]):
+                raise BadInput(f"{p}:{lineno}: mono_ns {parts[2]!r} is not an integer")
+            mono = int(parts[2])
         t = int(t_s)
-        if last is not None and t < last:
-            raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
-        last = t
-        yield Edge(t, 1 if l_s == "1" else 0)
+        key = t if mono is None else mono
+        if last is not None and key < last:
+            raise BadInput(_backwards(p, lineno, version, key, last))
+        last = key
+        yield Edge(t, 1 if l_s == "1" else 0, mono)
     if lineno == 0:
-        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER!r}")
+        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER_V2!r}")
+
+
+def _backwards(p: Path, lineno: int, version: int, t: int, last: int) -> str:
+    what = "time" if version == 1 else "mono_ns"
+    return f"{p}:{lineno}: {what} goes backwards ({t} < previous {last})"
 
 
 def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
@@ -104,19 +135,39 @@ def _is_int(s: str) -> bool:
     return s.isascii() and s.isdigit()
 
 
-def format_edges(edges: Iterable[Edge], comments: Iterable[str] = ()) -> Iterator[str]:
-    yield HEADER + "\n"
+def format_edges(
+    edges: Iterable[Edge], comments: Iterable[str] = (), version: int = 2
+) -> Iterator[str]:
+    yield (HEADER_V2 if version == 2 else HEADER_V1) + "\n"
     for c in comments:
         yield f"# {c}\n"
     for e in edges:
-        yield f"{e.time_ns} {e.level}\n"
+        yield format_edge(e, version)
+
+
+def format_edge(e: Edge, version: int = 2) -> str:
+    if version == 1:
+        return f"{e.time_ns} {e.level}\n"
+    if e.mono_ns is None:
+        raise ValueError("a version 2 edge log needs mono_ns on every edge")
+    return f"{e.time_ns} {e.level} {e.mono_ns}\n"
 
 
 def write_edges(
-    path: str | os.PathLike[str], edges: Iterable[Edge], comments: Iterable[str] = ()
+    path: str | os.PathLike[str],
+    edges: Iterable[Edge],
+    comments: Iterable[str] = (),
+    version: int | None = None,
 ) -> None:
-    """Write an edge log atomically (temp file + rename); gzip when the name ends in .gz."""
+    """Write an edge log atomically (temp file + rename); gzip when the name ends in .gz.
+
+    ``version`` None: 2 when the edges carry the steady clock, else 1."""
     p = Path(path)
+    if version is None:
+        it = iter(edges)
+        first = next(it, None)
+        version = 1 if first is not None and first.mono_ns is None else 2
+        edges = itertools.chain([] if first is None else [first], it)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or Path("."))
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -125,7 +176,7 @@ def write_edges(
                 gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if p.suffix == ".gz" else raw,
             )
             with io.TextIOWrapper(out, encoding="utf-8", newline="\n") as text:
-                for chunk in format_edges(edges, comments):
+                for chunk in format_edges(edges, comments, version):
                     text.write(chunk)
         os.chmod(tmp, 0o644)
         os.replace(tmp, p)
@@ -142,8 +193,11 @@ class EdgeLogWriter:
     never leaves a file that looks complete but is not.
     """
 
-    def __init__(self, path: str | os.PathLike[str], comments: Iterable[str] = ()) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], comments: Iterable[str] = (), version: int = 2
+    ) -> None:
         self.path = Path(path)
+        self.version = version
         self._part = self.path.with_name(self.path.name + ".part")
         self._raw = self._part.open("wb")
         self._gz: gzip.GzipFile | None = None
@@ -152,12 +206,12 @@ class EdgeLogWriter:
             self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
             out = cast(IO[bytes], self._gz)
         self._text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
-        for chunk in format_edges((), comments):
+        for chunk in format_edges((), comments, version):
             self._text.write(chunk)
         self.count = 0
 
     def write(self, edge: Edge) -> None:
-        self._text.write(f"{edge.time_ns} {edge.level}\n")
+        self._text.write(format_edge(edge, self.version))
         self.count += 1
 
     def flush(self) -> None:
