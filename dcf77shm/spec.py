@@ -23,6 +23,15 @@ def split_spec(spec: str, schemes: Mapping[str, str], what: str) -> tuple[str, s
     return scheme, arg, target
 
 
+def ascii_int(text: str, max_digits: int = 9) -> int | None:
+    """``text`` as a non-negative integer if it is 1 to ``max_digits`` ASCII digits,
+    else None.  str.isdigit() alone also takes '²' and '٣', which int() then
+    refuses or reads as another number."""
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def load_class(target: str) -> type:
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from dcf77shm.cli.options import open_cli_source, parse_duration, source_options
+from dcf77shm.fileio import check_output
 from dcf77shm.model import NS_PER_S, Polarity
 
 
@@ -19,7 +20,8 @@ from dcf77shm.model import NS_PER_S, Polarity
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Edge log to write (.gz compresses); NAME.part until the recording ends.",
+    help="Edge log to write (.gz compresses); NAME.part until the recording ends. "
+    "A device, FIFO or - (standard output) is written directly.",
 )
 @click.option("--duration", help="Stop after this long: 90s, 10m, 2h (default: until Ctrl-C).")
 def record(
@@ -35,6 +37,7 @@ def record(
     from dcf77shm.tools.record import record as do_record
 
     duration_s = parse_duration(duration) if duration else None
+    check_output(output)  # a refused path fails before the receiver is touched
     source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
     tty = sys.stderr.isatty()
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-import random
+import os
+import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from types import FrameType
+from typing import Any, NoReturn
 
 import click
 
@@ -16,15 +19,18 @@ from dcf77shm.cli.gpio import monitor, record
 from dcf77shm.cli.options import (
     POLARITY,
     bounded,
+    check_dcf77_range,
     parse_duration,
     parse_fade,
     parse_leap_day,
     parse_utc,
+    random_start,
 )
 from dcf77shm.cli.run import run, shm
 from dcf77shm.cli.service import calibrate, status
 from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
-from dcf77shm.errors import Dcf77Error
+from dcf77shm.errors import BadInput, Dcf77Error
+from dcf77shm.fileio import STDOUT, Output, check_output
 from dcf77shm.formats.edgelog import check_edges, iter_edges, write_edges
 from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
 from dcf77shm.model import MinuteReport, Polarity
@@ -99,7 +105,8 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     "--start",
     default="random",
     show_default=True,
-    help="UTC start, ISO 8601 (2024-03-31T00:30:00Z), or 'random' (from --seed).",
+    help="UTC start, ISO 8601 (2024-03-31T00:30:00Z), or 'random': from --seed, "
+    "2000-2024, so the whole log lies in the past.",
 )
 @click.option("--duration", default="1h", show_default=True, help="Length: 3600, 90s, 60m, 1h, 1d.")
 @click.option(
@@ -107,7 +114,7 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Edge log to write (.gz compresses).",
+    help="Edge log to write (.gz compresses; - is standard output).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--delay-ms", type=float, default=0.0, show_default=True, help="Receiver delay.")
@@ -192,7 +199,7 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
 @click.option(
     "--truth",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the true label of every second mark (JSON Lines).",
+    help="Also write the true label of every second mark (JSON Lines; - is standard output).",
 )
 def simulate(
     start: str,
@@ -210,14 +217,18 @@ def simulate(
     from dcf77shm.sources.simulate import LeapClock, SimParams
     from dcf77shm.sources.simulate import simulate as run_sim
 
-    start_s = (
-        random.Random(seed).randrange(946684800, 4102444800 - 86400)
-        if start == "random"
-        else parse_utc(start, "--start")
-    )
+    if truth is not None and str(truth) == str(output) == STDOUT:
+        raise BadInput("-o and --truth cannot both be - (standard output)")
+    # Refuse a bad output path before the work, not after it.
+    check_output(output)
+    if truth is not None:
+        check_output(truth)
+    duration_s = parse_duration(duration)
+    start_s = random_start(seed, duration_s) if start == "random" else parse_utc(start, "--start")
+    check_dcf77_range(start_s, duration_s)
     params = SimParams(
         start_s=start_s,
-        duration_s=parse_duration(duration),
+        duration_s=duration_s,
         fades=tuple(parse_fade(f) for f in fades),
         polarity=Polarity(polarity),
         leap_second_ends=frozenset(parse_leap_day(d) for d in leaps),
@@ -232,14 +243,28 @@ def simulate(
         + ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()) if v)
         + f", seed={seed}"
     ]
-    write_edges(output, result.edges, comments)
-    if truth is not None:
-        with truth.open("w", encoding="utf-8") as f:
+    # The truth goes to its temp file first and is renamed only once the edge
+    # log is in place: a failure leaves neither half of the pair.
+    truth_out = Output(truth) if truth is not None else None
+    try:
+        if truth_out is not None:
             for m in result.marks:
-                f.write(json.dumps({"label_s": m.label_s, "sys_ns": m.sys_ns, "bit": m.bit}) + "\n")
+                line = json.dumps({"label_s": m.label_s, "sys_ns": m.sys_ns, "bit": m.bit})
+                truth_out.file.write(line.encode() + b"\n")
+        write_edges(output, result.edges, comments)
+    except OSError as e:
+        if truth_out is not None:
+            truth_out.abort()
+        raise BadInput(f"cannot write {truth}: {e.strerror or e}") from None
+    except BaseException:
+        if truth_out is not None:
+            truth_out.abort()
+        raise
+    if truth_out is not None:
+        truth_out.commit()
     click.echo(
         f"wrote {len(result.edges)} edges, {len(result.marks)} second marks from "
-        f"{start_iso} to {output}",
+        f"{start_iso} to {'standard output' if str(output) == STDOUT else output}",
         err=True,
     )
 
@@ -251,16 +276,58 @@ for _command in (run, shm, record, monitor, status, calibrate):
 # --- entry point -------------------------------------------------------------
 
 
+# Exit status when SIGINT (Ctrl-C) or SIGTERM interrupts a command that has an
+# end of its own (decode, simulate, status, calibrate, shm status): 128 + the
+# signal, as a shell reports a killed program, after any half-written output
+# was removed.  The commands that run until stopped (run, record, monitor,
+# shm status --watch) take either signal as the way to stop: exit 0.
+INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class _Interrupts:
+    """SIGTERM raises KeyboardInterrupt like SIGINT, so that both unwind the same
+    way (temp files removed); remembers which came."""
+
+    def __init__(self) -> None:
+        self.signum = signal.SIGINT
+        self._old: dict[int, Any] = {}
+
+    def _raise(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _Interrupts:
+        with contextlib.suppress(ValueError):  # not the main thread: leave them be
+            for s in INTERRUPTED:
+                self._old[s] = signal.signal(s, self._raise)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="dcf77shm", standalone_mode=False)
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except click.ClickException as e:
-        _fail(e.format_message().replace("\n", " "), 2 if e.exit_code in (1, 2) else e.exit_code)
-    except Dcf77Error as e:
-        _fail(str(e), e.exit_status)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except BrokenPipeError:
-        sys.exit(0)
+    with _Interrupts() as interrupts:
+        try:
+            cli.main(args=argv, prog_name="dcf77shm", standalone_mode=False)
+        except click.exceptions.Abort:
+            _fail("interrupted", INTERRUPTED[interrupts.signum])
+        except click.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                # click >= 8.2: `dcf77shm` or `dcf77shm shm` alone.  Plain help, as
+                # click 8.1 (Debian bookworm) prints it and as --help does.
+                click.echo(e.format_message())
+                sys.exit(0)
+            msg = e.format_message().replace("\n", " ")
+            _fail(msg, 2 if e.exit_code in (1, 2) else e.exit_code)
+        except Dcf77Error as e:
+            _fail(str(e), e.exit_status)
+        except KeyboardInterrupt:
+            _fail("interrupted", INTERRUPTED[interrupts.signum])
+        except BrokenPipeError:
+            # The reader went away (`| head`): not an error.  Point stdout at
+            # /dev/null so that the flush at exit does not complain again.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)

@@ -6,17 +6,16 @@ line number and the problem, before anything is decoded from it.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
 from dcf77shm.errors import BadInput
+from dcf77shm.fileio import Output
 from dcf77shm.model import Edge
 
 HEADER = "# dcf77shm edges v1"
@@ -115,46 +114,72 @@ def format_edges(edges: Iterable[Edge], comments: Iterable[str] = ()) -> Iterato
 def write_edges(
     path: str | os.PathLike[str], edges: Iterable[Edge], comments: Iterable[str] = ()
 ) -> None:
-    """Write an edge log atomically (temp file + rename); gzip when the name ends in .gz."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or Path("."))
+    """Write an edge log the safe way (:mod:`dcf77shm.fileio`: a regular file is
+    replaced atomically, a device, FIFO or ``-`` written directly, anything else
+    refused); gzip when the name ends in .gz.  BadInput when it cannot be written."""
+    out = Output(path)
     try:
-        with os.fdopen(fd, "wb") as raw:
-            out = cast(
-                IO[bytes],
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if p.suffix == ".gz" else raw,
-            )
-            with io.TextIOWrapper(out, encoding="utf-8", newline="\n") as text:
-                for chunk in format_edges(edges, comments):
-                    text.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
+        with _text(out.file, Path(path)) as text:
+            for chunk in format_edges(edges, comments):
+                text.write(chunk)
+    except OSError as e:
+        out.abort()
+        raise BadInput(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        out.abort()
         raise
+    out.commit()
+
+
+def _text(raw: IO[bytes], path: Path) -> io.TextIOWrapper:
+    """A text stream over ``raw``, through gzip for NAME.gz; closing it leaves ``raw`` open."""
+    out = cast(
+        IO[bytes],
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else _Unclosed(raw),
+    )
+    return io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+
+
+class _Unclosed(io.RawIOBase):
+    """``raw`` seen through a wrapper whose close() only flushes (sys.stdout stays open)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self._raw.write(b)
+        return len(b)
+
+    def flush(self) -> None:
+        self._raw.flush()
 
 
 class EdgeLogWriter:
     """Streaming writer for ``record``: appends edges as they come, flushes often.
 
-    Writes to ``NAME.part`` and renames on close, so an interrupted recording
-    never leaves a file that looks complete but is not.
+    A regular file is written to ``NAME.part`` and renamed on close, so an
+    interrupted recording never leaves a file that looks complete but is not;
+    a device, FIFO or ``-`` is written directly (:mod:`dcf77shm.fileio`).
     """
 
     def __init__(self, path: str | os.PathLike[str], comments: Iterable[str] = ()) -> None:
         self.path = Path(path)
-        self._part = self.path.with_name(self.path.name + ".part")
-        self._raw = self._part.open("wb")
+        self._out = Output(path, part_suffix=".part")
         self._gz: gzip.GzipFile | None = None
-        out: IO[bytes] = self._raw
-        if self.path.suffix == ".gz":
-            self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
-            out = cast(IO[bytes], self._gz)
-        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+        self._text = _text(self._out.file, self.path)
+        if isinstance(self._text.buffer, gzip.GzipFile):
+            self._gz = self._text.buffer
         for chunk in format_edges((), comments):
             self._text.write(chunk)
         self.count = 0
+
+    @property
+    def part(self) -> Path | None:
+        """Where the edges go until :meth:`close` (None: written directly)."""
+        return self._out.temp
 
     def write(self, edge: Edge) -> None:
         self._text.write(f"{edge.time_ns} {edge.level}\n")
@@ -164,11 +189,14 @@ class EdgeLogWriter:
         self._text.flush()
         if self._gz is not None:
             self._gz.flush(zlib.Z_SYNC_FLUSH)
-        self._raw.flush()
+        self._out.file.flush()
 
     def close(self) -> None:
-        self._text.close()
-        # GzipFile does not close a file object it was handed: without this the
-        # gzip trailer may still sit in the buffer when the file is renamed.
-        self._raw.close()
-        os.replace(self._part, self.path)
+        # Closing the text stream writes the gzip trailer; the file itself stays
+        # open for Output, which fsyncs and renames it.
+        try:
+            self._text.close()
+        except OSError as e:
+            self._out.abort()
+            raise BadInput(f"cannot write {self.path}: {e.strerror or e}") from None
+        self._out.commit()

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from dcf77shm import __version__
-from dcf77shm.errors import RuntimeFailure
+from dcf77shm.errors import Dcf77Error, RuntimeFailure
+from dcf77shm.fileio import open_output
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S, MinuteReport, Sample, StateChange
 from dcf77shm.service.notify import Notifier
@@ -192,15 +193,14 @@ class Monitor(RunHooks):
             self._atomic(self.metrics_file, prometheus_text(snap))
 
     def _atomic(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as e:
+            with open_output(path) as f:  # a regular file renamed into place; never a symlink
+                f.write(text.encode("utf-8"))
+        except Dcf77Error as e:
             # Observability must never stop the clock: warn once per file.
             if path not in self._write_failed:
                 self._write_failed.add(path)
-                log.warning("cannot write %s: %s (samples are still published)", path, e)
+                log.warning("%s (samples are still published)", e)
             return
         self._write_failed.discard(path)
 

@@ -7,10 +7,13 @@ attaches to it.  Either way works when dcf77shm runs as root; otherwise start
 dcf77shm before chronyd, so the segment is ours and chronyd (root) can still
 read it.  The segment is never removed: chronyd may be attached to it.
 
-Default unit 77: gpsd claims units 0-7 (NTP0..NTP7, two per device), and a
-unit of its own means a gpsd on the same machine never writes into our
-segment.  Two writers on one unit would hand chrony a mix of two clocks, so
-a count that moved without us is reported (``foreign_writes``).
+The packaged unit is 77 (chrony/dcf77shm.conf): gpsd claims units 0-7
+(NTP0..NTP7, two per device), and a unit of its own means a gpsd on the same
+machine never writes into our segment.  No unit is implied: ``shm:`` without
+one is refused, since a slip would send a test's samples into the live unit.
+
+Two writers on one unit would hand chrony a mix of two clocks, so a count
+that moved without us is reported (``foreign_writes``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ import sysv_ipc
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import Sample
 from dcf77shm.sinks import shmstruct as st
+from dcf77shm.spec import ascii_int
 
 log = logging.getLogger("dcf77shm.shm")
 
-DEFAULT_UNIT = 77
+# The unit of the shipped `refclock SHM 77` line (chrony/dcf77shm.conf; a test
+# keeps the two equal): the one a production chronyd reads.
+PACKAGED_UNIT = 77
 # 2^-10 s ~ 1 ms: the leading-edge jitter of a good DCF77 AM receiver.  chrony
 # ignores this field (its refclock `precision` option counts); ntpd reads it.
 DEFAULT_PRECISION = -10
@@ -41,11 +47,16 @@ def key_for(unit: int) -> int:
 
 
 def parse_unit(arg: str) -> int:
+    """``shm:UNIT``'s UNIT: ASCII digits (str.isdigit also takes '²' and '٣'), 0-65535."""
     if arg == "":
-        return DEFAULT_UNIT
-    if not arg.isdigit() or int(arg) > 65535:
-        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{DEFAULT_UNIT}")
-    return int(arg)
+        raise BadInput(
+            f"shm needs a unit: shm:UNIT, the number of chrony's `refclock SHM UNIT` line "
+            f"(the packaged one is shm:{PACKAGED_UNIT})"
+        )
+    unit = ascii_int(arg, 5)
+    if unit is None or unit > 65535:
+        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{PACKAGED_UNIT}")
+    return unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,35 +69,50 @@ class SegmentInfo:
     size: int
     nattch: int
     uid: int
+    cuid: int  # the creator: IPC_SET may change the owner, never this
 
     @property
     def owner(self) -> str:
-        try:
-            return f"{pwd.getpwuid(self.uid).pw_name} (uid {self.uid})"
-        except KeyError:
-            return f"uid {self.uid}"
+        return user_name(self.uid)
 
     def describe(self) -> str:
         return f"owner {self.owner}, mode {self.mode:04o}, {self.size} bytes"
 
 
-def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+def user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
+    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
     try:
         lines = proc.read_text().splitlines()[1:]
     except OSError:
-        return None
+        return []
+    out = []
     for line in lines:
+        # key shmid perms size cpid lpid nattch uid gid cuid ...; perms is octal
+        # and may carry SHM_DEST/SHM_LOCKED bits above 0777
         f = line.split()
-        if len(f) >= 8 and int(f[0]) == key:
-            # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
-            return SegmentInfo(
-                key, int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7])
-            )
-    return None
+        if len(f) >= 10:
+            out.append(
+                SegmentInfo(
+                    int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]),
+                    int(f[9]),
+                )
+            )  # fmt: skip
+    return out
+
+
+def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+    return next((s for s in segments(proc) if s.key == key), None)
 
 
 class ShmSink:
-    def __init__(self, unit: int = DEFAULT_UNIT, precision: int = DEFAULT_PRECISION) -> None:
+    def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
         self.key = key_for(unit)
         self.precision = precision

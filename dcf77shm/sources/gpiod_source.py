@@ -24,6 +24,7 @@ from typing import Any
 
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import NS_PER_S, Edge, Gap
+from dcf77shm.spec import ascii_int
 
 BIASES = ("as-is", "pull-up", "pull-down", "disabled")
 V1_FIX = (
@@ -39,7 +40,8 @@ def parse_spec(arg: str) -> tuple[str, int | str]:
     if not sep or not chip or not line:
         raise BadInput(f"bad gpiod source {arg!r}: use gpiod:CHIP:LINE, e.g. gpiod:gpiochip0:17")
     path = chip if chip.startswith("/") else f"/dev/{chip}"
-    return path, int(line) if line.isdigit() else line
+    offset = ascii_int(line)
+    return path, line if offset is None else offset
 
 
 def check_api(mod: ModuleType | Any) -> None:

@@ -20,7 +20,6 @@ from types import FrameType
 
 from dcf77shm import __version__
 from dcf77shm.decode.frontend import PULSE_NS
-from dcf77shm.errors import BadInput
 from dcf77shm.formats.edgelog import EdgeLogWriter
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S, Edge
@@ -75,9 +74,9 @@ def record(
     ]
     try:
         writer = EdgeLogWriter(path, comments)
-    except OSError as e:
+    except BaseException:
         source.close()
-        raise BadInput(f"{path}: cannot write: {e.strerror or e}") from None
+        raise
     start = time.monotonic()
     next_report = start + 1
     last: Edge | None = None
