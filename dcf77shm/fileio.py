@@ -45,7 +45,7 @@ class OutputKind(enum.Enum):
 
 
 def _refusal(p: Path, mode: int) -> str | None:
-    path = _show(p)
+    path = printable(p)
     if stat.S_ISLNK(mode):
         return (
             f"{path} is a symbolic link; name the file it points to "
@@ -72,7 +72,7 @@ def output_kind(path: str | os.PathLike[str]) -> OutputKind:
     except FileNotFoundError:
         return OutputKind.REPLACE
     except (OSError, ValueError) as e:
-        raise BadInput(f"cannot write {_show(p)}: {_why(e)}") from None
+        raise BadInput(f"cannot write {printable(p)}: {_why(e)}") from None
     problem = _refusal(p, st.st_mode)
     if problem is not None:
         raise BadInput(problem)
@@ -85,7 +85,9 @@ def check_output(path: str | os.PathLike[str]) -> None:
     if output_kind(path) is OutputKind.REPLACE:
         parent = Path(path).parent
         if not parent.is_dir():
-            raise BadInput(f"cannot write {_show(Path(path))}: no directory {_show(parent)}")
+            raise BadInput(
+                f"cannot write {printable(Path(path))}: no directory {printable(parent)}"
+            )
 
 
 class Output:
@@ -113,14 +115,14 @@ class Output:
             else:
                 self.file = os.fdopen(self._create_temp(part_suffix), "wb")
         except OSError as e:
-            raise BadInput(f"cannot write {_show(self.path)}: {_why(e)}") from None
+            raise BadInput(f"cannot write {printable(self.path)}: {_why(e)}") from None
 
     def _open_direct(self) -> int:
         fd = os.open(self.path, _DIRECT)
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # swapped since the lstat
             os.close(fd)
-            raise BadInput(f"{_show(self.path)} changed while it was being opened; try again")
+            raise BadInput(f"{printable(self.path)} changed while it was being opened; try again")
         return fd
 
     def _create_temp(self, part_suffix: str | None) -> int:
@@ -136,7 +138,7 @@ class Output:
             fd = os.open(temp, _CREATE, 0o666)  # the umask applies, as for any new file
         except FileExistsError:
             raise BadInput(
-                f"{_show(temp)} exists (an earlier run cut short?); move it away or remove it"
+                f"{printable(temp)} exists (an earlier run cut short?); move it away or remove it"
             ) from None
         self.temp = temp
         if old_mode is not None:
@@ -153,7 +155,7 @@ class Output:
                 os.fsync(self.file.fileno())
         except OSError as e:
             self.abort()
-            raise BadInput(f"cannot write {_show(self.path)}: {_why(e)}") from None
+            raise BadInput(f"cannot write {printable(self.path)}: {_why(e)}") from None
         if self._fd_owned:
             self.file.close()
         if self.temp is None:
@@ -162,7 +164,7 @@ class Output:
             os.replace(self.temp, self.path)
         except OSError as e:
             self.abort()
-            raise BadInput(f"cannot write {_show(self.path)}: {_why(e)}") from None
+            raise BadInput(f"cannot write {printable(self.path)}: {_why(e)}") from None
         self.temp = None
         _fsync_dir(self.path.parent)
 
@@ -195,7 +197,7 @@ def open_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         yield out.file
     except OSError as e:
         out.abort()
-        raise BadInput(f"cannot write {_show(out.path)}: {_why(e)}") from None
+        raise BadInput(f"cannot write {printable(out.path)}: {_why(e)}") from None
     except BaseException:
         out.abort()
         raise
@@ -218,7 +220,7 @@ def _why(e: BaseException) -> str:
     return str(e)
 
 
-def _show(p: Path) -> str:
+def printable(p: str | os.PathLike[str]) -> str:
     """A path for a one-line message: control characters escaped, length cut."""
     text = repr(os.fspath(p))[1:-1] if not os.fspath(p).isprintable() else os.fspath(p)
     return text if len(text) <= 200 else text[:200] + "..."

@@ -15,6 +15,8 @@ from dcf77shm.errors import BadInput
 
 def split_spec(spec: str, schemes: Mapping[str, str], what: str) -> tuple[str, str, str]:
     """'scheme:arg' -> (scheme, arg, "module:Class"), or BadInput naming the choices."""
+    if "\0" in spec:  # a config file's "\u0000": no path or number holds one
+        raise BadInput(f"bad {what} {spec!r}: it contains a NUL byte")
     scheme, _, arg = spec.partition(":")
     target = schemes.get(scheme)
     if target is None:

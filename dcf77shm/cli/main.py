@@ -308,6 +308,10 @@ class _Interrupts:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is not None and any("\0" in a for a in argv):
+        # A real command line cannot carry one; a caller of main() can, and
+        # os.stat() inside click would raise ValueError.
+        _fail("an argument contains a NUL byte", 2)
     with _Interrupts() as interrupts:
         try:
             cli.main(args=argv, prog_name="dcf77shm", standalone_mode=False)
