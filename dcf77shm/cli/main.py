@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import inspect
 import json
 import os
 import signal
@@ -44,10 +45,29 @@ def _fail(msg: str, status: int) -> NoReturn:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dcf77shm")
 def cli() -> None:
-    """DCF77 radio-clock refclock driver for chrony."""
+    """DCF77 radio-clock refclock driver for chrony.
+
+    Exit status: 0 success, 1 a runtime failure, 2 bad usage or input; 130/143
+    when SIGINT/SIGTERM interrupt a command that would have ended by itself
+    (run, record, monitor and shm status --watch stop on either with 0).
+    Examples: man dcf77shm.
+    """
 
 
 # --- decode ------------------------------------------------------------------
+
+# The columns of formats.events.TABLE_HEADER, in `decode --help` and --legend
+# (as `chronyc sources -v` explains its own).
+DECODE_LEGEND = [
+    "marker (system clock)  when the minute marker (second 0's leading edge) came, by the",
+    "                       system clock of the log (UTC)",
+    "frame encodes (UTC)    the minute the frame that ended at this marker names: the one",
+    "                       that starts at the marker (- if it could not be read)",
+    "local                  the same minute in the transmitted German time (CET/CEST)",
+    "n                      samples `run` would have published since the line before",
+    "status                 ok, or rejected: the checks the frame failed (parity-*, bcd-*,",
+    "                       weekday, zone, missing-bits, unclear-bits, disagrees-with-count)",
+]
 
 
 @cli.command()
@@ -69,17 +89,29 @@ def cli() -> None:
     show_default=True,
     help="Bit/frame/lock stage.",
 )
-def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) -> None:
+@click.option("--legend", is_flag=True, help="Explain the table's columns above it.")
+def decode(
+    files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str, legend: bool
+) -> None:
     """Replay edge logs through the pipeline that `run` uses.
 
     Each FILE is decoded on its own, in order, by a fresh pipeline.  Every file
-    is read and checked before anything is printed.
+    is read and checked before anything is printed.  With several files, each
+    JSON record names its file (a "file" key).
+
+    \b
+    The table (--legend prints this above it):
     """
     counts = [check_edges(f) for f in files]  # refuse any bad file before printing
     out = sys.stdout
+    if legend and not as_json:
+        out.write("\n".join(DECODE_LEGEND) + "\n\n")
     for f, count in zip(files, counts, strict=True):
         pipe = Pipeline(Polarity(polarity), decoder)
         summary = Summary()
+        # One record per line, so the key goes in front of each (JSON text:
+        # the name is escaped as any string).
+        tag = "{" + f'"file": {json.dumps(str(f))}, ' if len(files) > 1 else "{"
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
         for edge in iter_edges(f):
@@ -88,13 +120,16 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
             for ev in pipe.feed(edge):
                 summary.add(ev)
                 if as_json:
-                    out.write(json_line(ev) + "\n")
+                    out.write(tag + json_line(ev)[1:] + "\n")
                 elif isinstance(ev, MinuteReport):
                     out.write(table_line(ev, summary.take_minute_samples()) + "\n")
         if not as_json:
             out.write(f"polarity: {pipe.polarity.value}\n")
             for line in summary.lines():
                 out.write(line + "\n")
+
+
+decode.help = inspect.cleandoc(decode.help or "") + "\n" + "\n".join(DECODE_LEGEND)
 
 
 # --- simulate ----------------------------------------------------------------
