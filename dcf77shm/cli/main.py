@@ -152,7 +152,14 @@ decode.help = inspect.cleandoc(decode.help or "") + "\n" + "\n".join(DECODE_LEGE
     help="Edge log to write (.gz compresses; - is standard output).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--delay-ms", type=float, default=0.0, show_default=True, help="Receiver delay.")
+@click.option(
+    "--delay-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=bounded("delay", -1000, 1000),
+    help="Receiver delay.",
+)
 @click.option(
     "--jitter-ms",
     type=float,
@@ -161,7 +168,13 @@ decode.help = inspect.cleandoc(decode.help or "") + "\n" + "\n".join(DECODE_LEGE
     callback=bounded("jitter", 0, 200),
     help="Sigma of the leading edge.",
 )
-@click.option("--width-bias-ms", type=float, default=0.0, show_default=True)
+@click.option(
+    "--width-bias-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=bounded("width-bias", -100, 100),
+)
 @click.option(
     "--width-spread-ms",
     type=float,
@@ -221,7 +234,8 @@ decode.help = inspect.cleandoc(decode.help or "") + "\n" + "\n".join(DECODE_LEGE
     type=float,
     default=0.0,
     show_default=True,
-    help="System clock minus true time.",
+    callback=bounded("clock-offset", -86_400_000, 86_400_000),
+    help="System clock minus true time (at most a day).",
 )
 @click.option(
     "--rate-ppm",
