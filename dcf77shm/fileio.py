@@ -153,6 +153,9 @@ class Output:
             self.file.flush()
             if self.temp is not None:
                 os.fsync(self.file.fileno())
+        except BrokenPipeError:
+            self.abort()
+            raise  # the reader of `-` went away (`| head`): the CLI exits quietly
         except OSError as e:
             self.abort()
             raise BadInput(f"cannot write {printable(self.path)}: {_why(e)}") from None
@@ -195,6 +198,9 @@ def open_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     out = Output(path)
     try:
         yield out.file
+    except BrokenPipeError:
+        out.abort()
+        raise
     except OSError as e:
         out.abort()
         raise BadInput(f"cannot write {printable(out.path)}: {_why(e)}") from None

@@ -9,6 +9,8 @@ import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,3 +213,36 @@ def test_status_file_symlink_is_refused_by_run_and_not_followed_by_the_monitor(
     m.write()
     assert json.loads(link.read_text())["format"] == 1
     assert victim.read_text() == "precious\n"
+
+
+def test_a_write_error_while_recording_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "in.edges"
+    write_edges(log, simulate(SimParams(start_s=START_S, duration_s=20)).edges)
+    for out in ("/dev/full", "-"):
+        r = subprocess.run(
+            [sys.executable, "-m", "dcf77shm", "record", "--source", f"replay:{log}", "-o", out],
+            stdout=open("/dev/full", "wb"),  # noqa: SIM115 - closed with the process
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 2 and "No space left on device" in r.stderr, r.stderr
+        assert r.stderr.splitlines()[-1].startswith("dcf77shm: cannot write")
+        assert "Traceback" not in r.stderr
+    assert leftovers(tmp_path) == []
+
+
+def test_a_closed_pipe_is_not_an_error_message(tmp_path: Path) -> None:
+    # `simulate -o - | head`: the reader went away; quiet, and no truth file.
+    truth = tmp_path / "t.jsonl"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", "simulate", "--duration", "1h", "-o", "-",
+         "--truth", str(truth)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert p.stdout is not None and p.stdout.readline() == b"# dcf77shm edges v1\n"
+    p.stdout.close()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and b"dcf77shm:" not in err and b"Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

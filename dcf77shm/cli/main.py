@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import inspect
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -304,6 +303,8 @@ def simulate(
     except OSError as e:
         if truth_out is not None:
             truth_out.abort()
+        if isinstance(e, BrokenPipeError):
+            raise
         raise BadInput(f"cannot write {truth}: {e.strerror or e}") from None
     except BaseException:
         if truth_out is not None:
@@ -378,9 +379,5 @@ def main(argv: list[str] | None = None) -> None:
             _fail(str(e), e.exit_status)
         except KeyboardInterrupt:
             _fail("interrupted", INTERRUPTED[interrupts.signum])
-        except BrokenPipeError:
-            # The reader went away (`| head`): not an error.  Point stdout at
-            # /dev/null so that the flush at exit does not complain again.
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
+        # A reader that went away (`| head`) is click's: it exits 1 without a
+        # word (BrokenPipeError reaches it untouched from our writers).

@@ -6,6 +6,7 @@ line number and the problem, before anything is decoded from it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from dcf77shm.errors import BadInput
-from dcf77shm.fileio import Output
+from dcf77shm.fileio import Output, printable
 from dcf77shm.model import Edge
 
 HEADER = "# dcf77shm edges v1"
@@ -122,13 +123,18 @@ def write_edges(
         with _text(out.file, Path(path)) as text:
             for chunk in format_edges(edges, comments):
                 text.write(chunk)
-    except OSError as e:
+    except BaseException as e:
         out.abort()
-        raise BadInput(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        out.abort()
+        _raise_write_error(e, path)
         raise
     out.commit()
+
+
+def _raise_write_error(e: BaseException, path: str | os.PathLike[str]) -> None:
+    """An OSError while writing as one BadInput line; a closed pipe (`| head`)
+    stays BrokenPipeError, which the CLI takes as the reader's choice."""
+    if isinstance(e, OSError) and not isinstance(e, BrokenPipeError):
+        raise BadInput(f"cannot write {printable(path)}: {e.strerror or e}") from None
 
 
 def _text(raw: IO[bytes], path: Path) -> io.TextIOWrapper:
@@ -172,9 +178,11 @@ class EdgeLogWriter:
         self._text = _text(self._out.file, self.path)
         if isinstance(self._text.buffer, gzip.GzipFile):
             self._gz = self._text.buffer
-        for chunk in format_edges((), comments):
-            self._text.write(chunk)
+        self._failed = False
         self.count = 0
+        with self._guard():
+            for chunk in format_edges((), comments):
+                self._text.write(chunk)
 
     @property
     def part(self) -> Path | None:
@@ -182,21 +190,35 @@ class EdgeLogWriter:
         return self._out.temp
 
     def write(self, edge: Edge) -> None:
-        self._text.write(f"{edge.time_ns} {edge.level}\n")
+        with self._guard():
+            self._text.write(f"{edge.time_ns} {edge.level}\n")
         self.count += 1
 
     def flush(self) -> None:
-        self._text.flush()
-        if self._gz is not None:
-            self._gz.flush(zlib.Z_SYNC_FLUSH)
-        self._out.file.flush()
+        with self._guard():
+            self._text.flush()
+            if self._gz is not None:
+                self._gz.flush(zlib.Z_SYNC_FLUSH)
+            self._out.file.flush()
 
     def close(self) -> None:
+        """Finish the log: NAME.part becomes NAME.  After a write error nothing is
+        left (the error was raised then)."""
+        if self._failed:
+            return
         # Closing the text stream writes the gzip trailer; the file itself stays
         # open for Output, which fsyncs and renames it.
-        try:
+        with self._guard():
             self._text.close()
-        except OSError as e:
-            self._out.abort()
-            raise BadInput(f"cannot write {self.path}: {e.strerror or e}") from None
         self._out.commit()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as e:
+            if isinstance(e, OSError):  # disk full, /dev/full, a closed pipe
+                self._failed = True
+                self._out.abort()
+                _raise_write_error(e, self.path)
+            raise
