@@ -97,10 +97,13 @@ class Output:
     ``part_suffix`` (``record``'s ``.part``) gives the temp file a visible
     name, still created with ``O_EXCL|O_NOFOLLOW``: if something is there
     already (an earlier recording cut short, or a planted link) it is refused,
-    never reused.  Every failure is BadInput naming the path.
+    never reused.  ``wait=False`` never blocks on a FIFO.  Every failure is
+    BadInput naming the path.
     """
 
-    def __init__(self, path: str | os.PathLike[str], part_suffix: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], part_suffix: str | None = None, wait: bool = True
+    ) -> None:
         self.kind = output_kind(path)
         self.path = Path(path)
         self.temp: Path | None = None
@@ -111,14 +114,16 @@ class Output:
                 self.file: BinaryIO = cast(BinaryIO, sys.stdout.buffer)
                 self._fd_owned = False
             elif self.kind is OutputKind.DIRECT:
-                self.file = os.fdopen(self._open_direct(), "wb")
+                self.file = os.fdopen(self._open_direct(wait), "wb")
             else:
                 self.file = os.fdopen(self._create_temp(part_suffix), "wb")
         except OSError as e:
             raise BadInput(f"cannot write {printable(self.path)}: {_why(e)}") from None
 
-    def _open_direct(self) -> int:
-        fd = os.open(self.path, _DIRECT)
+    def _open_direct(self, wait: bool) -> int:
+        # wait=False (the daemon's status file): a FIFO without a reader, or one
+        # whose reader stopped reading, is an error (ENXIO, EAGAIN), not a hang.
+        fd = os.open(self.path, _DIRECT | (0 if wait else os.O_NONBLOCK))
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):  # swapped since the lstat
             os.close(fd)
@@ -192,10 +197,10 @@ class Output:
 
 
 @contextlib.contextmanager
-def open_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+def open_output(path: str | os.PathLike[str], wait: bool = True) -> Iterator[IO[bytes]]:
     """``with open_output(p) as f: f.write(...)``: see :class:`Output`.  An OSError
     while writing becomes BadInput naming the path."""
-    out = Output(path)
+    out = Output(path, wait=wait)
     try:
         yield out.file
     except BrokenPipeError:

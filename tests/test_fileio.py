@@ -246,3 +246,13 @@ def test_a_closed_pipe_is_not_an_error_message(tmp_path: Path) -> None:
     _, err = p.communicate(timeout=60)
     assert p.returncode == 1 and b"dcf77shm:" not in err and b"Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_status_fifo_without_a_reader_does_not_stop_the_monitor(tmp_path: Path) -> None:
+    fifo = tmp_path / "status.fifo"
+    os.mkfifo(fifo)
+    m = Monitor("sim", "shm:1", "robust", fifo, None, Notifier({}))
+    m.attached()  # would block forever in open() if it waited for a reader
+    m.tick()
+    m.stopped()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and leftovers(tmp_path) == []

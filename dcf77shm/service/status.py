@@ -194,7 +194,9 @@ class Monitor(RunHooks):
 
     def _atomic(self, path: Path, text: str) -> None:
         try:
-            with open_output(path) as f:  # a regular file renamed into place; never a symlink
+            # A regular file renamed into place, never through a symlink; a FIFO
+            # only while someone reads it (the clock must not wait for a reader).
+            with open_output(path, wait=False) as f:
                 f.write(text.encode("utf-8"))
         except Dcf77Error as e:
             # Observability must never stop the clock: warn once per file.
