@@ -110,6 +110,8 @@ class Output:
         self._fd_owned = True
         try:
             if self.kind is OutputKind.STDOUT:
+                if sys.stdout is None:  # started with fd 1 closed (`>&-`)
+                    raise BadInput("cannot write -: standard output is closed")
                 sys.stdout.flush()
                 self.file: BinaryIO = cast(BinaryIO, sys.stdout.buffer)
                 self._fd_owned = False

@@ -256,3 +256,13 @@ def test_a_status_fifo_without_a_reader_does_not_stop_the_monitor(tmp_path: Path
     m.tick()
     m.stopped()
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and leftovers(tmp_path) == []
+
+
+def test_dash_with_standard_output_closed() -> None:
+    r = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -m dcf77shm simulate --duration 1m -o - >&-'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and r.stderr == "dcf77shm: cannot write -: standard output is closed\n"
