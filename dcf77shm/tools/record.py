@@ -2,7 +2,8 @@
 
 The log goes to ``NAME.part`` and is renamed when the recording ends (duration
 reached, SIGINT/SIGTERM, or a replay ran out), so a file under its final name is
-always complete.  The v1 format cannot carry a source gap; a gap is counted and
+always complete; a device, FIFO or ``-`` is written directly
+(:mod:`dcf77shm.fileio`).  The v1 format cannot carry a source gap; a gap is counted and
 reported on stderr, and an edge whose time went backwards (system clock stepped
 back) is left out, since a v1 log never goes backwards.
 """
