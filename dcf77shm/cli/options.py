@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import glob
+import math
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
+from click.shell_completion import CompletionItem
 
 from dcf77shm.errors import BadInput
 from dcf77shm.model import Polarity
+from dcf77shm.sinks.shm import PACKAGED_UNIT
+from dcf77shm.sinks.sock import PACKAGED_SOCK
 
 POLARITY = click.Choice([p.value for p in Polarity])
 
@@ -37,6 +44,38 @@ def parse_utc(text: str, what: str) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp())
+
+
+# DCF77 sends a two-digit year, read as 2000-2099, and each frame encodes the
+# next minute in local time (CET, one hour ahead of UTC at new year): the last
+# frame that still says 2099 is sent at 2099-12-31T22:58Z.
+DCF77_FIRST_S = calendar.timegm((2000, 1, 1, 0, 0, 0))
+DCF77_END_S = calendar.timegm((2099, 12, 31, 22, 59, 0))
+# `--start random` draws from years that have passed, whatever the date today,
+# so that the same --seed gives the same log on every day.
+RANDOM_END_S = calendar.timegm((2025, 1, 1, 0, 0, 0))
+
+
+def _iso(t_s: int) -> str:
+    return dt.datetime.fromtimestamp(t_s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_dcf77_range(start_s: int, duration_s: float) -> None:
+    """Refuse a simulated log that leaves the years a DCF77 frame can name."""
+    if start_s < DCF77_FIRST_S or start_s + duration_s > DCF77_END_S:
+        raise BadInput(
+            "a DCF77 frame names the year with two digits (2000-2099): the simulated log "
+            f"must lie between {_iso(DCF77_FIRST_S)} and {_iso(DCF77_END_S)}; "
+            "fix --start or --duration"
+        )
+
+
+def random_start(seed: int, duration_s: float) -> int:
+    """`--start random`: a UTC second from --seed such that the whole log lies in the past."""
+    import random
+
+    hi = max(DCF77_FIRST_S + 1, RANDOM_END_S - math.ceil(duration_s))
+    return random.Random(seed).randrange(DCF77_FIRST_S, hi)
 
 
 def parse_fade(text: str) -> tuple[float, float]:
@@ -72,6 +111,64 @@ def bounded(name: str, lo: float, hi: float) -> Callable[[Any, Any, float], floa
 F = Callable[..., Any]
 
 
+SOURCE_SCHEMES = ("pigpio:", "gpiod:", "replay:", "sim")
+OUTPUT_SCHEMES = ("shm:", "sock:")
+
+
+def _complete_spec(schemes: tuple[str, ...], incomplete: str) -> list[CompletionItem]:
+    """The scheme itself, then what follows it where we can list it here."""
+    if ":" not in incomplete:
+        return [CompletionItem(s) for s in schemes if s.startswith(incomplete)]
+    scheme, _, rest = incomplete.partition(":")
+    if scheme == "replay":
+        found = sorted(glob.glob(glob.escape(rest) + "*"))[:200]
+        return [
+            CompletionItem(f"replay:{f}/" if os.path.isdir(f) else f"replay:{f}") for f in found
+        ]
+    if scheme == "gpiod":
+        chips = sorted(p.removeprefix("/dev/") for p in glob.glob("/dev/gpiochip*"))
+        return [CompletionItem(f"gpiod:{c}:") for c in chips if c.startswith(rest)]
+    if scheme == "sock":
+        return [CompletionItem(f"sock:{p}") for p in [PACKAGED_SOCK] if p.startswith(rest)]
+    if scheme == "shm":
+        return (
+            [CompletionItem(f"shm:{PACKAGED_UNIT}")] if str(PACKAGED_UNIT).startswith(rest) else []
+        )
+    return []
+
+
+def complete_source(_ctx: Any, _param: Any, incomplete: str) -> list[CompletionItem]:
+    return _complete_spec(SOURCE_SCHEMES, incomplete)
+
+
+def complete_output(_ctx: Any, _param: Any, incomplete: str) -> list[CompletionItem]:
+    return _complete_spec(OUTPUT_SCHEMES, incomplete)
+
+
+# Options that only some sources use; given for another source they would do
+# nothing, silently.  (option name, default, the schemes it is for)
+_SOURCE_ONLY = (
+    ("glitch_filter_us", 0, ("pigpio", "gpiod")),
+    ("bias", "as-is", ("pigpio", "gpiod")),
+    ("pace", False, ("replay",)),
+)
+
+
+def check_source_options(source_spec: str) -> None:
+    """Refuse an option the chosen source ignores (given on the command line; from
+    a config file, warn: the file may serve a real receiver another day)."""
+    ctx = click.get_current_context()
+    scheme = source_spec.partition(":")[0]
+    for name, default, schemes in _SOURCE_ONLY:
+        if scheme in schemes or ctx.params.get(name, default) == default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        msg = f"{flag} does nothing with --source {scheme}: it is for {' and '.join(schemes)}"
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise BadInput(msg)
+        click.echo(f"dcf77shm: warning: {msg} (from the config file)", err=True)
+
+
 def source_options(f: F) -> F:
     """--source and the options the live and replay sources take."""
     for opt in reversed(
@@ -80,6 +177,7 @@ def source_options(f: F) -> F:
                 "--source",
                 "source_spec",
                 required=True,
+                shell_complete=complete_source,
                 help="pigpio:GPIO, gpiod:CHIP:LINE, replay:FILE or sim.",
             ),
             click.option(
@@ -108,6 +206,7 @@ def source_options(f: F) -> F:
 def open_cli_source(source_spec: str, glitch_filter_us: int, bias: str, pace: bool) -> Any:
     from dcf77shm.sources import open_source
 
+    check_source_options(source_spec)
     return open_source(
         source_spec, {"glitch_filter_us": glitch_filter_us, "bias": bias, "pace": pace}
     )

@@ -18,13 +18,13 @@ import gzip
 import io
 import itertools
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
 from dcf77shm.errors import BadInput
+from dcf77shm.fileio import Output, printable
 from dcf77shm.model import Edge
 
 HEADER_V1 = "# dcf77shm edges v1"
@@ -159,38 +159,67 @@ def write_edges(
     comments: Iterable[str] = (),
     version: int | None = None,
 ) -> None:
-    """Write an edge log atomically (temp file + rename); gzip when the name ends in .gz.
+    """Write an edge log the safe way (:mod:`dcf77shm.fileio`: a regular file is
+    replaced atomically, a device, FIFO or ``-`` written directly, anything else
+    refused); gzip when the name ends in .gz.  BadInput when it cannot be written.
 
     ``version`` None: 2 when the edges carry the steady clock, else 1."""
-    p = Path(path)
     if version is None:
         it = iter(edges)
         first = next(it, None)
         version = 1 if first is not None and first.mono_ns is None else 2
         edges = itertools.chain([] if first is None else [first], it)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or Path("."))
+    out = Output(path)
     try:
-        with os.fdopen(fd, "wb") as raw:
-            out = cast(
-                IO[bytes],
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if p.suffix == ".gz" else raw,
-            )
-            with io.TextIOWrapper(out, encoding="utf-8", newline="\n") as text:
-                for chunk in format_edges(edges, comments, version):
-                    text.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        with _text(out.file, Path(path)) as text:
+            for chunk in format_edges(edges, comments, version):
+                text.write(chunk)
+    except BaseException as e:
+        out.abort()
+        _raise_write_error(e, path)
         raise
+    out.commit()
+
+
+def _raise_write_error(e: BaseException, path: str | os.PathLike[str]) -> None:
+    """An OSError while writing as one BadInput line; a closed pipe (`| head`)
+    stays BrokenPipeError, which the CLI takes as the reader's choice."""
+    if isinstance(e, OSError) and not isinstance(e, BrokenPipeError):
+        raise BadInput(f"cannot write {printable(path)}: {e.strerror or e}") from None
+
+
+def _text(raw: IO[bytes], path: Path) -> io.TextIOWrapper:
+    """A text stream over ``raw``, through gzip for NAME.gz; closing it leaves ``raw`` open."""
+    out = cast(
+        IO[bytes],
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else _Unclosed(raw),
+    )
+    return io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+
+
+class _Unclosed(io.RawIOBase):
+    """``raw`` seen through a wrapper whose close() only flushes (sys.stdout stays open)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self._raw.write(b)
+        return len(b)
+
+    def flush(self) -> None:
+        self._raw.flush()
 
 
 class EdgeLogWriter:
     """Streaming writer for ``record``: appends edges as they come, flushes often.
 
-    Writes to ``NAME.part`` and renames on close, so an interrupted recording
-    never leaves a file that looks complete but is not.
+    A regular file is written to ``NAME.part`` and renamed on close, so an
+    interrupted recording never leaves a file that looks complete but is not;
+    a device, FIFO or ``-`` is written directly (:mod:`dcf77shm.fileio`).
     """
 
     def __init__(
@@ -198,31 +227,52 @@ class EdgeLogWriter:
     ) -> None:
         self.path = Path(path)
         self.version = version
-        self._part = self.path.with_name(self.path.name + ".part")
-        self._raw = self._part.open("wb")
+        self._out = Output(path, part_suffix=".part")
         self._gz: gzip.GzipFile | None = None
-        out: IO[bytes] = self._raw
-        if self.path.suffix == ".gz":
-            self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
-            out = cast(IO[bytes], self._gz)
-        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
-        for chunk in format_edges((), comments, version):
-            self._text.write(chunk)
+        self._text = _text(self._out.file, self.path)
+        if isinstance(self._text.buffer, gzip.GzipFile):
+            self._gz = self._text.buffer
+        self._failed = False
         self.count = 0
+        with self._guard():
+            for chunk in format_edges((), comments, version):
+                self._text.write(chunk)
+
+    @property
+    def part(self) -> Path | None:
+        """Where the edges go until :meth:`close` (None: written directly)."""
+        return self._out.temp
 
     def write(self, edge: Edge) -> None:
-        self._text.write(format_edge(edge, self.version))
+        with self._guard():
+            self._text.write(format_edge(edge, self.version))
         self.count += 1
 
     def flush(self) -> None:
-        self._text.flush()
-        if self._gz is not None:
-            self._gz.flush(zlib.Z_SYNC_FLUSH)
-        self._raw.flush()
+        with self._guard():
+            self._text.flush()
+            if self._gz is not None:
+                self._gz.flush(zlib.Z_SYNC_FLUSH)
+            self._out.file.flush()
 
     def close(self) -> None:
-        self._text.close()
-        # GzipFile does not close a file object it was handed: without this the
-        # gzip trailer may still sit in the buffer when the file is renamed.
-        self._raw.close()
-        os.replace(self._part, self.path)
+        """Finish the log: NAME.part becomes NAME.  After a write error nothing is
+        left (the error was raised then)."""
+        if self._failed:
+            return
+        # Closing the text stream writes the gzip trailer; the file itself stays
+        # open for Output, which fsyncs and renames it.
+        with self._guard():
+            self._text.close()
+        self._out.commit()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as e:
+            if isinstance(e, OSError):  # disk full, /dev/full, a closed pipe
+                self._failed = True
+                self._out.abort()
+                _raise_write_error(e, self.path)
+            raise

@@ -28,7 +28,8 @@ from typing import Any
 
 from dcf77shm import __version__
 from dcf77shm.decode.guard import Guard, GuardState
-from dcf77shm.errors import RuntimeFailure
+from dcf77shm.errors import BadInput, Dcf77Error, RuntimeFailure
+from dcf77shm.fileio import open_output, printable
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.leapsecs import LeapTable
 from dcf77shm.model import NS_PER_S, Alarm, AlarmKind, DropReason, MinuteReport, Sample, StateChange
@@ -227,15 +228,16 @@ class Monitor(RunHooks):
             self._atomic(self.metrics_file, prometheus_text(snap))
 
     def _atomic(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as e:
+            # A regular file renamed into place, never through a symlink; a FIFO
+            # only while someone reads it (the clock must not wait for a reader).
+            with open_output(path, wait=False) as f:
+                f.write(text.encode("utf-8"))
+        except Dcf77Error as e:
             # Observability must never stop the clock: warn once per file.
             if path not in self._write_failed:
                 self._write_failed.add(path)
-                log.warning("cannot write %s: %s (samples are still published)", path, e)
+                log.warning("%s (samples are still published)", e)
             return
         self._write_failed.discard(path)
 
@@ -335,23 +337,39 @@ def prometheus_text(snap: dict[str, Any]) -> str:
 # --- reading (dcf77shm status) ---------------------------------------------------
 
 
+MAX_STATUS_BYTES = 1024 * 1024  # a real one is under 2 KB
+
+
 def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
-    """The status file, or RuntimeFailure (one line) when no live daemon wrote it."""
+    """The status file, or RuntimeFailure (one line) when no live daemon wrote it;
+    BadInput when the file is not a status file at all."""
     try:
-        snap = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:  # bounded: --file may name anything
+            data = f.read(MAX_STATUS_BYTES + 1)
     except FileNotFoundError:
         raise RuntimeFailure(
             f"{path}: no status file; dcf77shm is not running "
             "(`systemctl status dcf77shm`), or runs without --status-file"
         ) from None
-    except (OSError, ValueError) as e:
-        raise RuntimeFailure(f"{path}: cannot read the status file: {e}") from None
-    if not isinstance(snap, dict) or snap.get("format") != FORMAT:
-        raise RuntimeFailure(f"{path}: not a dcf77shm status file (format {FORMAT})")
+    except OSError as e:
+        raise RuntimeFailure(f"{path}: cannot read the status file: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte in the path
+        raise BadInput(f"{printable(path)}: not a usable path: {e}") from None
+    try:
+        snap = json.loads(data) if len(data) <= MAX_STATUS_BYTES else None
+    except (ValueError, RecursionError):
+        snap = None
+    if (
+        not isinstance(snap, dict)
+        or snap.get("format") != FORMAT
+        or not isinstance(snap.get("running"), bool)
+        or not all(_is_int(snap.get(k)) for k in ("pid", "started_ns", "updated_ns"))
+    ):
+        raise BadInput(f"{path}: not a dcf77shm status file (format {FORMAT})")
     now = time.time_ns() if now_ns is None else now_ns
     if not snap["running"]:
         raise RuntimeFailure(
-            f"{path}: dcf77shm stopped at {iso_ns(snap['updated_ns'])}; "
+            f"{path}: dcf77shm stopped at {_when(snap['updated_ns'])}; "
             "`systemctl start dcf77shm` or `journalctl -u dcf77shm` for why"
         )
     age_ns = now - snap["updated_ns"]
@@ -361,6 +379,17 @@ def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
             "dcf77shm is hung or was killed: `systemctl restart dcf77shm`"
         )
     return snap
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _when(t_ns: int) -> str:
+    try:
+        return iso_ns(t_ns)
+    except (OverflowError, OSError, ValueError):
+        return f"{t_ns} ns (not a date)"
 
 
 def status_lines(snap: dict[str, Any], now_ns: int | None = None) -> list[str]:

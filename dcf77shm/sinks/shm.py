@@ -7,10 +7,13 @@ attaches to it.  Either way works when dcf77shm runs as root; otherwise start
 dcf77shm before chronyd, so the segment is ours and chronyd (root) can still
 read it.  The segment is never removed: chronyd may be attached to it.
 
-Default unit 77: gpsd claims units 0-7 (NTP0..NTP7, two per device), and a
-unit of its own means a gpsd on the same machine never writes into our
-segment.  Two writers on one unit would hand chrony a mix of two clocks, so
-a count that moved without us is reported (``foreign_writes``).
+The packaged unit is 77 (chrony/dcf77shm.conf): gpsd claims units 0-7
+(NTP0..NTP7, two per device), and a unit of its own means a gpsd on the same
+machine never writes into our segment.  No unit is implied: ``shm:`` without
+one is refused, since a slip would send a test's samples into the live unit.
+
+Two writers on one unit would hand chrony a mix of two clocks, so a count
+that moved without us is reported (``foreign_writes``).
 
 A segment anyone else can write is a way for any local user to set the time
 of every machine this server serves: the key is predictable and SHM has no
@@ -39,10 +42,13 @@ import sysv_ipc
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import Sample
 from dcf77shm.sinks import shmstruct as st
+from dcf77shm.spec import ascii_int
 
 log = logging.getLogger("dcf77shm.shm")
 
-DEFAULT_UNIT = 77
+# The unit of the shipped `refclock SHM 77` line (chrony/dcf77shm.conf; a test
+# keeps the two equal): the one a production chronyd reads.
+PACKAGED_UNIT = 77
 # 2^-10 s ~ 1 ms: the leading-edge jitter of a good DCF77 AM receiver.  chrony
 # ignores this field (its refclock `precision` option counts); ntpd reads it.
 DEFAULT_PRECISION = -10
@@ -54,11 +60,16 @@ def key_for(unit: int) -> int:
 
 
 def parse_unit(arg: str) -> int:
+    """``shm:UNIT``'s UNIT: ASCII digits (str.isdigit also takes '²' and '٣'), 0-65535."""
     if arg == "":
-        return DEFAULT_UNIT
-    if not arg.isdigit() or int(arg) > 65535:
-        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{DEFAULT_UNIT}")
-    return int(arg)
+        raise BadInput(
+            f"shm needs a unit: shm:UNIT, the number of chrony's `refclock SHM UNIT` line "
+            f"(the packaged one is shm:{PACKAGED_UNIT})"
+        )
+    unit = ascii_int(arg, 5)
+    if unit is None or unit > 65535:
+        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{PACKAGED_UNIT}")
+    return unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,64 +82,84 @@ class SegmentInfo:
     size: int
     nattch: int
     uid: int
-    cuid: int = -1  # the creator
+    cuid: int  # the creator: IPC_SET may change the owner, never this
 
     @property
     def owner(self) -> str:
-        return _user(self.uid)
+        return user_name(self.uid)
 
     def describe(self) -> str:
-        creator = "" if self.cuid in (-1, self.uid) else f", created by {_user(self.cuid)}"
+        creator = "" if self.cuid == self.uid else f", created by {user_name(self.cuid)}"
         return f"owner {self.owner}{creator}, mode {self.mode:04o}, {self.size} bytes"
 
-    def unsafe(self, trusted: Iterable[int]) -> str | None:
-        """Why another local user could write samples into this segment, or None."""
+    def unsafe_reasons(self, trusted: Iterable[int]) -> list[str]:
+        """Why another local user could write samples into this segment (none: safe).
+
+        Write permission for group or others; an owner other than root or a
+        trusted user (the owner may change the mode); a creator other than them
+        (the creator keeps that right whoever the owner becomes)."""
         ok = {0, *trusted}
+        out = []
         if self.mode & 0o022:
-            return f"mode {self.mode:04o} lets others write it"
+            who = "/".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if self.mode & bit)
+            out.append(f"writable by {who} (mode {self.mode:04o})")
         if self.uid not in ok:
-            return f"it belongs to {_user(self.uid)}"
-        if self.cuid not in ok and self.cuid != -1:
-            return f"it was created by {_user(self.cuid)}, who may change its mode at any time"
-        return None
+            out.append(f"owner {user_name(self.uid)}")
+        if self.cuid not in ok and self.cuid != self.uid:
+            out.append(f"creator {user_name(self.cuid)}")
+        return out
+
+    def unsafe(self, trusted: Iterable[int]) -> str | None:
+        reasons = self.unsafe_reasons(trusted)
+        return ", ".join(reasons) if reasons else None
 
 
 SERVICE_USER = "_dcf77"  # the packaged service's system user (systemd/dcf77shm.sysusers)
 
 
-def trusted_uids() -> set[int]:
-    """Who may own or have created a segment we write: root, us, the service user."""
-    out = {0, os.geteuid()}
+def trusted_uids(me: bool = True) -> frozenset[int]:
+    """Who may own or have created a segment: root, the service user and (``me``)
+    whoever runs this."""
+    out = {0, os.geteuid()} if me else {0}
     with contextlib.suppress(KeyError):
         out.add(pwd.getpwnam(SERVICE_USER).pw_uid)
-    return out
+    return frozenset(out)
 
 
-def _user(uid: int) -> str:
+def user_name(uid: int) -> str:
     try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid {uid}"
 
 
-def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
+    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
     try:
         lines = proc.read_text().splitlines()[1:]
     except OSError:
-        return None
+        return []
+    out = []
     for line in lines:
+        # key shmid perms size cpid lpid nattch uid gid cuid ...; perms is octal
+        # and may carry SHM_DEST/SHM_LOCKED bits above 0777
         f = line.split()
-        if len(f) >= 8 and int(f[0]) == key:
-            # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
-            cuid = int(f[9]) if len(f) >= 10 else -1
-            return SegmentInfo(
-                key, int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]), cuid
-            )
-    return None
+        if len(f) >= 10:
+            out.append(
+                SegmentInfo(
+                    int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]),
+                    int(f[9]),
+                )
+            )  # fmt: skip
+    return out
+
+
+def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+    return next((s for s in segments(proc) if s.key == key), None)
 
 
 class ShmSink:
-    def __init__(self, unit: int = DEFAULT_UNIT, precision: int = DEFAULT_PRECISION) -> None:
+    def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
         self.key = key_for(unit)
         self.precision = precision

@@ -36,6 +36,7 @@ from typing import Any
 
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import NS_PER_S, Edge, Gap, Step
+from dcf77shm.spec import ascii_int
 
 STEP_NOISE_NS = 20_000  # REALTIME - MONOTONIC read jitter; beyond it, a step
 Clocks = tuple[int, int, int]  # (REALTIME, MONOTONIC, MONOTONIC_RAW), read together
@@ -76,7 +77,8 @@ def parse_spec(arg: str) -> tuple[str, int | str]:
     if not sep or not chip or not line:
         raise BadInput(f"bad gpiod source {arg!r}: use gpiod:CHIP:LINE, e.g. gpiod:gpiochip0:17")
     path = chip if chip.startswith("/") else f"/dev/{chip}"
-    return path, int(line) if line.isdigit() else line
+    offset = ascii_int(line)
+    return path, line if offset is None else offset
 
 
 def check_api(mod: ModuleType | Any) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Gap, Step
 from dcf77shm.sources.tickmap import Correlation, TickMap
+from dcf77shm.spec import ascii_int
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class PigpioSource:
 
     @classmethod
     def from_spec(cls, arg: str, options: Mapping[str, object]) -> PigpioSource:
-        if not arg.isdigit() or not 0 <= int(arg) <= 31:
+        gpio = ascii_int(arg, 2)
+        if gpio is None or gpio > 31:
             raise BadInput(f"bad pigpio GPIO {arg!r}: use the BCM GPIO number 0-31, e.g. pigpio:17")
         bias = str(options.get("bias") or "as-is")
         if bias not in BIAS:
@@ -97,9 +99,10 @@ class PigpioSource:
             raise BadInput(f"bad glitch filter {gf} µs: pigpio takes 0-300000")
         host = os.environ.get("PIGPIO_ADDR") or "localhost"
         port_s = os.environ.get("PIGPIO_PORT") or "8888"
-        if not port_s.isdigit():
+        port = ascii_int(port_s, 5)
+        if port is None or not 1 <= port <= 65535:
             raise BadInput(f"bad PIGPIO_PORT {port_s!r}: use the port pigpiod listens on (8888)")
-        return cls(int(arg), host, int(port_s), gf, bias)
+        return cls(gpio, host, port, gf, bias)
 
     def open(self) -> None:
         if not self._connect():

@@ -2,7 +2,8 @@
 
 The log goes to ``NAME.part`` and is renamed when the recording ends (duration
 reached, SIGINT/SIGTERM, or a replay ran out), so a file under its final name is
-always complete.  The v1 format cannot carry a source gap; a gap is counted and
+always complete; a device, FIFO or ``-`` is written directly
+(:mod:`dcf77shm.fileio`).  The v1 format cannot carry a source gap; a gap is counted and
 reported on stderr, and an edge whose time went backwards (system clock stepped
 back) is left out, since a v1 log never goes backwards.
 """
@@ -20,7 +21,6 @@ from types import FrameType
 
 from dcf77shm import __version__
 from dcf77shm.decode.frontend import PULSE_NS
-from dcf77shm.errors import BadInput
 from dcf77shm.formats.edgelog import EdgeLogWriter
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S, Edge, Step
@@ -80,9 +80,9 @@ def record(
         # Version 2 (both clocks) unless the source has only the system clock
         # (a replayed version 1 log).
         writer = EdgeLogWriter(path, comments, 2 if getattr(source, "steady", True) else 1)
-    except OSError as e:
+    except BaseException:
         source.close()
-        raise BadInput(f"{path}: cannot write: {e.strerror or e}") from None
+        raise
     start = time.monotonic()
     next_report = start + 1
     last: Edge | None = None
