@@ -12,6 +12,7 @@ import pytest
 import sysv_ipc
 
 from dcf77shm.cli.config import DEFAULT_CONFIG
+from dcf77shm.service.state import DEFAULT_STATE_FILE
 from dcf77shm.service.status import DEFAULT_STATUS_FILE
 from dcf77shm.sinks.shm import key_for, segment_info
 
@@ -42,6 +43,11 @@ def test_unit_never_destroys_or_hides_the_segment() -> None:
     (start,) = d["ExecStart"]
     assert f"--config {DEFAULT_CONFIG}" in start and f"--status-file {DEFAULT_STATUS_FILE}" in start
     assert d["RuntimeDirectory"] == [DEFAULT_STATUS_FILE.parent.name]
+    # The held count survives a restart in the same boot: a state file in a
+    # directory only the service may write.
+    assert f"--state-file {DEFAULT_STATE_FILE}" in start
+    assert d["StateDirectory"] == [DEFAULT_STATE_FILE.parent.name]
+    assert d["StateDirectoryMode"] == ["0700"]
     sysusers = (ROOT / "systemd" / "dcf77shm.sysusers").read_text()
     assert any(line.split()[:2] == ["u", "_dcf77"] for line in sysusers.splitlines())
 
