@@ -109,6 +109,19 @@ def scenarios(quick: bool) -> list[Scenario]:
         out.append(
             Scenario(f"drift +{ms:g} ms/min", length, ATTACK_S + length, {"segments": (seg,)})
         )
+    if not quick:
+        # Inside the band a crystal may wander (drift_ppm = 5 ppm = 0.3 ms/min):
+        # the radio alone cannot tell this from a warming crystal.  It is what
+        # chrony's cross-check with authenticated servers is for (README).
+        seg = Segment(ATTACK_S, 5 * 60 * MIN, SegmentKind.SPOOF, drift_ms_per_min=0.25)
+        out.append(
+            Scenario(
+                "drift +0.25 ms/min (inside the band)",
+                5 * 60 * MIN,
+                ATTACK_S + 5 * 60 * MIN,
+                {"segments": (seg,)},
+            )
+        )
     rng = random.Random(7)
     segs, t = [], float(ATTACK_S)
     while t < 70 * MIN:

@@ -74,8 +74,10 @@ JUMP_NS = 150 * NS_PER_MS
 DRIFT_NS = 15 * NS_PER_MS
 DRIFT_SIGMAS = 6.0
 # ... and how close it must come back before publishing resumes after drift
-# (plus what the oscillator may have wandered since).
+# (plus what the oscillator may have wandered since, up to DRIFT_MAX_NS).
 RESUME_NS = 5 * NS_PER_MS
+DRIFT_MAX_NS = 250 * NS_PER_MS
+RESUME_MINUTES = 10
 MIN_PER_MINUTE = 10  # samples a minute needs to count for the drift loop
 LEARN_NS = 10 * 60 * NS_PER_S  # after the first lock the rate is learned freely
 MIN_FIT = 1  # seconds in the fit before any is published (the anchor is not)
@@ -262,7 +264,7 @@ class Guard:
         self._qual_fit = _Fit()
         self._unverified_since: int | None = None  # version 1: a missing pulse
         self._held: list[Sample] = []  # version 1: seconds waiting for a frame
-        self._pending_resume: list[float] = []
+        self._pending_resume: list[tuple[int, float]] = []  # (mono, error) since a drift
         self._jitter_var = float(10 * NS_PER_MS) ** 2  # of single edges around the model
 
     # --- inputs ------------------------------------------------------------------------
@@ -576,16 +578,33 @@ class Guard:
         ]
 
     def _after_drift(self, s: Sample, mono: int, label: int, err: float, unc: float) -> list[Event]:
-        """Resume only when a whole minute lies back where the held rate puts it."""
+        """Resume only once the marks have kept the held rate again for
+        ``RESUME_MINUTES`` (their rate against it within half the band) and the
+        last minute lies where it puts them.
+
+        What the crystal may have done meanwhile is the band, not the holdover
+        allowance: a drift faster than the band (which is what was flagged)
+        never comes back within it, however long it goes on; and never more
+        than DRIFT_MAX_NS - a time that far off is followed by jump_policy only."""
         m = self.model
         assert m is not None
+        if self.config.jump_policy is JumpPolicy.AFTER and self._follow(mono, label):
+            return self._contradicts(s, mono, label, err)
         since = self._drift_since if self._drift_since is not None else m.last_mono
-        allow = RESUME_NS + self.config.holdover_ppm * 1e-6 * (mono - since)
-        self._pending_resume.append(err)
-        if len(self._pending_resume) >= 60:
-            d = sum(self._pending_resume) / len(self._pending_resume)
-            self._pending_resume = []
-            if abs(d) <= allow:
+        band = self.config.band_ppm * 1e-6
+        allow = min(RESUME_NS + band * (mono - since), DRIFT_MAX_NS)
+        resume = self._pending_resume
+        resume.append((mono, err))
+        while resume and mono - resume[0][0] > RESUME_MINUTES * 60 * NS_PER_S:
+            resume.pop(0)
+        span = mono - resume[0][0]
+        if span >= (RESUME_MINUTES - 1) * 60 * NS_PER_S and len(resume) >= 60 * RESUME_MINUTES // 2:
+            last = [e for t, e in resume if mono - t <= 60 * NS_PER_S]
+            d = sum(last) / len(last)
+            fit = _line([(t / NS_PER_S, e, 50) for t, e in resume], mono / NS_PER_S, 0.0)
+            rate = abs(fit[0]) / NS_PER_S if fit is not None else 1.0
+            if abs(d) <= allow and rate <= band / 2:
+                resume.clear()
                 out = self._resume(mono, label, d, "the second marks are back on the held rate")
                 return [*out, *self._accept(s, mono, label)]
         return [Withheld(s, DropReason.DRIFT)]
