@@ -12,7 +12,12 @@ Per cell and decoder:
           first sample is published (the time of the edge whose processing
           let it out), median and p90 (s); '-' when fewer than half (p50) or
           90% (p90) of the runs published anything
-  false   samples whose label is not the true label of their mark (must be 0)
+  false   wrong samples against the simulator's truth (must be 0): the label
+          is not the true label of the genuine mark, or the receive time lies
+          more than 50 ms from that mark
+  err     receive time - true mark (ms): p50 / p99 / max of |error| over all
+          published samples (a sample is the mark's own leading edge: jitter)
+  age     how old a sample is when it is let out (s): p50 / max
   fmin    minute reports marked ok whose UTC minute is wrong
 Also: total simulated minutes, and the real captures.
 
@@ -27,7 +32,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,6 +42,7 @@ from dcf77shm.model import NS_PER_S, MinuteReport, Sample
 from dcf77shm.sources.simulate import SimParams, simulate
 
 DECODERS: tuple[str, ...] = ("strict", "robust")
+TOLERANCE_NS = 50_000_000  # a sample more than 50 ms from its true mark is wrong
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Result:
     ttfs: float | None = None
     false: int = 0
     false_minutes: int = 0
+    errors_ms: list[float] = field(default_factory=list)
+    ages_s: list[float] = field(default_factory=list)
 
 
 def run_one(args: tuple[dict[str, float], int, int]) -> dict[str, Result]:
@@ -64,8 +72,17 @@ def run_one(args: tuple[dict[str, float], int, int]) -> dict[str, Result]:
         for edge in sim.edges:
             for ev in pipe.feed(edge):
                 if isinstance(ev, Sample):
-                    if sim.label_at(ev.receive_ns, 150_000_000) != ev.clock_ns // NS_PER_S:
+                    mark = sim.mark_at(ev.mono_ns or 0)
+                    err = None if mark is None else ev.receive_ns - mark.sys_ns
+                    if (
+                        err is None
+                        or abs(err) > TOLERANCE_NS
+                        or (mark is not None and mark.label_s * NS_PER_S != ev.clock_ns)
+                    ):
                         r.false += 1
+                    if err is not None:
+                        r.errors_ms.append(abs(err) / 1e6)
+                    r.ages_s.append((edge.time_ns - ev.receive_ns) / NS_PER_S)
                     r.published += 1
                     if first is None:
                         first, published_at = ev.receive_ns, edge.time_ns
@@ -167,8 +184,18 @@ def main() -> int:
     total_minutes = 0
     t_start = time.time()
     print(f"{a.runs} runs x {a.minutes} min per cell, random UTC starts 2000-2099, seed {a.seed}")
-    head = ("cell", "decoder", "avail", "ttfs p50", "p90", "false", "fmin")
-    print("{:<44} {:<7} {:>6} {:>8} {:>6} {:>5} {:>4}".format(*head))
+    head = (
+        "cell",
+        "decoder",
+        "avail",
+        "ttfs p50",
+        "p90",
+        "false",
+        "fmin",
+        "err p50/p99/max ms",
+        "age p50/max s",
+    )
+    print("{:<44} {:<7} {:>6} {:>8} {:>6} {:>5} {:>4} {:>19} {:>13}".format(*head))
     with ProcessPoolExecutor(a.jobs) as pool:
         for ci, (name, knobs) in enumerate(grid(a.quick)):
             if a.noisy_only and name.startswith("clean"):
@@ -184,9 +211,14 @@ def main() -> int:
                 avail = f"{pub / poss:.1%}" if poss else "-"
                 p50 = f"{statistics.median(tt):.0f}" if len(tt) * 2 >= len(rs) else "-"
                 p90 = f"{pct(tt, 0.9):.0f}" if len(tt) >= 0.9 * len(rs) else "-"
+                errs = sorted(e for r in rs for e in r.errors_ms)
+                ages = sorted(a for r in rs for a in r.ages_s)
+                err = f"{pct(errs, 0.5):.1f}/{pct(errs, 0.99):.1f}/{errs[-1]:.1f}" if errs else "-"
+                age = f"{pct(ages, 0.5):.1f}/{ages[-1]:.1f}" if ages else "-"
                 print(
                     f"{name:<44} {dec:<7} {avail:>6} {p50:>8} {p90:>6} "
-                    f"{sum(r.false for r in rs):>5} {sum(r.false_minutes for r in rs):>4}",
+                    f"{sum(r.false for r in rs):>5} {sum(r.false_minutes for r in rs):>4} "
+                    f"{err:>19} {age:>13}",
                     flush=True,
                 )
     print(

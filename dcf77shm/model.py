@@ -1,8 +1,16 @@
 """Data that crosses stage boundaries: frozen dataclasses and enums.
 
-Times are integer nanoseconds.  ``*_ns`` stamps taken from the system clock
-(CLOCK_REALTIME, Unix epoch) are labels; intervals inside the decoder are
-differences of those stamps within one unbroken edge stream.
+Times are integer nanoseconds.  Two clocks:
+
+* ``time_ns`` / ``receive_ns``: the system clock (CLOCK_REALTIME, Unix epoch).
+  It is only a *label*: it steps (chrony's makestep at boot on a Pi without
+  an RTC, an admin's ``date -s``, the kernel at a leap second).
+* ``mono_ns``: a clock that never steps and that chrony does not slew
+  (CLOCK_MONOTONIC_RAW of the host for live sources; whatever the edge log
+  carries for a replay).  Every interval the decoder measures, and the held
+  count of seconds, comes from it.  ``None`` when the source has no such
+  clock (an edge log of version 1): then the system clock is the only
+  timeline, and a step in it looks like a jump.
 """
 
 from __future__ import annotations
@@ -35,11 +43,12 @@ class Edge:
     """A change of the receiver's output line.
 
     ``time_ns`` is the system-clock time of the change; ``level`` the level
-    after it (0 or 1).
+    after it (0 or 1); ``mono_ns`` the same moment on the steady clock.
     """
 
     time_ns: int
     level: int
+    mono_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,19 @@ class Gap:
 
     time_ns: int
     reason: str
+    mono_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A source's word that the system clock stepped by ``delta_ns`` at or
+    before ``mono_ns`` (REALTIME - MONOTONIC changed; no edge was lost).
+
+    A second received before the step but published after it would carry a
+    receive time of the old clock: the pipeline withholds it."""
+
+    mono_ns: int
+    delta_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +81,13 @@ class Sample:
 
     ``receive_ns``: system-clock time of the mark's leading edge.
     ``clock_ns``: the true UTC time of that mark (a whole second, POSIX ns).
+    ``mono_ns``: the leading edge on the decoder's steady timeline.
     """
 
     receive_ns: int
     clock_ns: int
     leap: Leap = Leap.NONE
+    mono_ns: int | None = None
 
     @property
     def offset_ns(self) -> int:
@@ -96,5 +120,52 @@ class StateChange:
     reason: str
 
 
-Event = Sample | MinuteReport | StateChange
-SourceItem = Edge | Gap
+class DropReason(enum.Enum):
+    """Why a second was not handed to chrony (one counter each in status and metrics)."""
+
+    # The pipeline's guard (the held count, dcf77shm.decode.guard)
+    CLOCK_STEPPED = "clock_stepped"  # received before a system-clock step
+    JUMP = "jump"  # the radio's time contradicts the held count
+    DRIFT = "drift"  # the marks left the rate the oscillator allows
+    PHASE = "phase"  # the edge is too far from where the held count puts the mark
+    UNVERIFIED = "unverified"  # after a gap the count is not yet confirmed again
+    # The daemon's last check before the sink (dcf77shm.service.runner)
+    NOT_WHOLE_SECOND = "not_whole_second"
+    BAD_LEAP = "bad_leap"
+    OFFSET_RANGE = "offset_range"
+    FUTURE = "future"
+    NOT_MONOTONIC = "not_monotonic"
+    TOO_OLD = "too_old"  # older than chrony accepts (2^(poll+1) s)
+    SINK_REFUSED = "sink_refused"  # a time the sink's format cannot hold
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """A second the pipeline decoded but does not publish, and why."""
+
+    sample: Sample
+    reason: DropReason
+
+
+class AlarmKind(enum.Enum):
+    """Events an operator must hear about (logged at WARNING, in status and metrics)."""
+
+    JUMP = "jump"  # the radio's time contradicts the held count: refused
+    JUMP_FOLLOWED = "jump_followed"  # ... and followed, by the configured policy
+    DRIFT = "drift"  # the marks' rate left what a crystal does: publishing stopped
+    CLOCK_STEP = "clock_step"  # the system clock stepped
+    RECOVERED = "recovered"  # the radio agrees with the held count again
+    LEAP_LIST_EXPIRED = "leap_list_expired"  # A2 is honoured by the old rule
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """One alarm (``time_ns`` on the system clock)."""
+
+    time_ns: int
+    kind: AlarmKind
+    detail: str
+
+
+Event = Sample | MinuteReport | StateChange | Withheld | Alarm
+SourceItem = Edge | Gap | Step

@@ -150,10 +150,12 @@ class SuiteRun:
     def set_toml(self, output: str, decoder: str = "robust") -> None:
         # What an admin writes into the conffile: a paced replay stands in for
         # the GPIO (a live receiver's edges, arriving as the clock reaches them).
+        # `force`: run refuses a test source on the packaged unit or socket,
+        # the ones a production chronyd reads, unless told.
         self.c.put(
             TOML,
             f'# systemtest\nsource = "replay:{LIVE_LOG}"\npace = true\noutput = "{output}"\n'
-            f'decoder = "{decoder}"\n',
+            f'decoder = "{decoder}"\nforce = true\n',
         )
 
     # --- the run ------------------------------------------------------------------

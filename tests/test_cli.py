@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +111,126 @@ def test_bad_options(args: list[str], words: list[str], tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     for w in words:
         assert w in lines[0]
+
+
+@pytest.mark.parametrize("args", [[], ["shm"]])
+def test_no_arguments_print_the_normal_help(args: list[str]) -> None:
+    r = run_cli(*args)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Usage: dcf77shm") and len(lines) > 8
+    assert "Commands:" in lines and max(map(len, lines)) <= 100
+    assert "status" in r.stdout
+
+
+def test_decode_json_names_the_file_when_there_are_several(
+    sim_log: tuple[Path, SimResult], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = sim_log
+    other = tmp_path / 'we"ird name.edges'
+    other.write_bytes(path.read_bytes())
+    main(["decode", "--json", str(path)])
+    single = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert single and all("file" not in r for r in single)
+    main(["decode", "--json", str(path), str(other)])
+    records = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in records] == [str(path)] * len(single) + [str(other)] * len(single)
+    assert [{k: v for k, v in r.items() if k != "file"} for r in records] == single * 2
+
+
+def test_legends_of_the_decode_table_and_the_monitor(
+    sim_log: tuple[Path, SimResult], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dcf77shm.formats.events import TABLE_HEADER
+
+    path, _ = sim_log
+    main(["decode", "--legend", str(path)])
+    out = capsys.readouterr().out
+    legend, table = out.split(f"{path}: ", 1)
+    # every column of the table header is explained
+    for column in ("marker (system clock)", "frame encodes (UTC)", "local", "n ", "status"):
+        assert column in TABLE_HEADER and any(ln.startswith(column) for ln in legend.splitlines())
+    assert TABLE_HEADER in table
+    main(["decode", "--help"])
+    assert "marker (system clock)  when the minute marker" in capsys.readouterr().out
+    main(["monitor", "--help"])
+    helptext = capsys.readouterr().out
+    for field in ("pulse", "bit", "phase", "glitches", "quality", "LOCKED", "== minute"):
+        assert f"\n  {field} " in helptext, field
+    r = run_cli("monitor", "--legend", "--source", f"replay:{path}")
+    assert r.returncode == 0 and r.stdout.startswith("HH:MM:SS    the second"), r.stderr
+    assert " quality " in r.stdout.split("\n\n", 1)[1]
+
+
+def test_old_and_new_option_names(tmp_path: Path) -> None:
+    missing = tmp_path / "none.json"
+    for name in ("--file", "--status-file"):
+        r = run_cli("status", name, missing)
+        assert r.returncode == 1 and str(missing) in r.stderr, r.stderr
+    for name in ("--conf", "--config"):
+        r = run_cli("calibrate", name, missing)
+        assert r.returncode == 2 and str(missing) in r.stderr and "--config" in r.stderr
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_simulate_leaves_nothing(
+    tmp_path: Path, sig: signal.Signals, status: int
+) -> None:
+    # The edge log goes to a FIFO nobody reads, so simulate blocks opening it
+    # with the truth already in its temp file: interrupt it right there.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    truth = tmp_path / "truth.jsonl"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", "simulate", "--duration", "10m", "-o", str(fifo),
+         "--truth", str(truth)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]:
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.05)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=30)
+    # (click puts a newline after the terminal's ^C first)
+    assert p.returncode == status and err.strip() == "dcf77shm: interrupted", err
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["fifo"]
+
+
+def test_sigterm_stops_shm_watch_and_record_cleanly(tmp_path: Path) -> None:
+    import sysv_ipc
+
+    from dcf77shm.sinks.shm import ShmSink, key_for
+
+    unit = 38000 + os.getpid() % 900
+    sink = ShmSink(unit)
+    sink.open()
+    log = tmp_path / "future.edges"
+    write_edges(
+        log, simulate(SimParams(start_s=time.time_ns() // NS_PER_S + 2, duration_s=60)).edges
+    )
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "dcf77shm", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in (
+                ["shm", "status", str(unit), "--watch"],
+                ["record", "--source", f"replay:{log}", "--pace", "-o", str(tmp_path / "r.edges")],
+                ["monitor", "--source", f"replay:{log}", "--pace"],
+            )
+        ]
+        time.sleep(3)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            _, err = p.communicate(timeout=30)
+            assert p.returncode == 0 and "Traceback" not in err, (p.args, err)
+        assert (tmp_path / "r.edges").exists() and not (tmp_path / "r.edges.part").exists()
+    finally:
+        sink.close()
+        sysv_ipc.SharedMemory(key_for(unit)).remove()

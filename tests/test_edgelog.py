@@ -1,5 +1,5 @@
-"""Edge log v1 (INTERFACES §1): refusals through the library and the CLI, what is
-accepted, and write -> read round trips."""
+"""Edge logs v1 and v2 (INTERFACES §1): refusals through the library and the CLI,
+what is accepted, and write -> read round trips."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from dcf77shm.decode.pipeline import DECODERS, decode_edges
 from dcf77shm.errors import BadInput
-from dcf77shm.formats.edgelog import HEADER, EdgeLogWriter, read_edges, write_edges
+from dcf77shm.formats.edgelog import HEADER_V1, HEADER_V2, EdgeLogWriter, read_edges, write_edges
 from dcf77shm.model import NS_PER_S, Edge, MinuteReport, Sample
 from dcf77shm.sources.simulate import SimParams, simulate
 
+HEADER = HEADER_V1  # the legacy cases below are version 1 files
 T0 = 1_700_000_000 * NS_PER_S
 T0_SIM = 1_718_000_007 * NS_PER_S
 
@@ -29,7 +30,7 @@ def _good_body() -> bytes:
 # (name, file bytes, line number named in the message, words the message must contain)
 BAD: list[tuple[str, bytes, int, tuple[str, ...]]] = [
     ("missing-header", f"{T0} 1\n{T0 + 5} 0\n".encode(), 1, ("header",)),
-    ("wrong-header", b"# dcf77shm edges v2\n1 1\n", 1, ("header",)),
+    ("wrong-header", b"# dcf77shm edges v3\n1 1\n", 1, ("header",)),
     ("empty", b"", 1, ("empty",)),
     ("non-integer", f"{HEADER}\n{T0} 1\n1.5e18 0\n".encode(), 3, ("integer",)),
     ("non-integer-underscore", f"{HEADER}\n# c\n1_000 0\n".encode(), 3, ("integer",)),
@@ -39,6 +40,10 @@ BAD: list[tuple[str, bytes, int, tuple[str, ...]]] = [
     ("one-field", f"{HEADER}\n{T0} 1\n{T0 + 9}\n".encode(), 3, ("time_ns",)),
     ("three-fields", f"{HEADER}\n{T0} 1 7\n".encode(), 2, ("time_ns",)),
     ("bad-utf8", f"{HEADER}\n{T0} 1\n".encode() + b"# caf\xe9\n", 3, ("UTF-8",)),
+    # Version 2: the steady clock must not go back; the system clock may (a step).
+    ("v2-two-fields", f"{HEADER_V2}\n{T0} 1 5\n{T0 + 9} 0\n".encode(), 3, ("mono_ns",)),
+    ("v2-mono-backwards", f"{HEADER_V2}\n{T0} 1 50\n{T0 + 9} 0 49\n".encode(), 3, ("mono_ns",)),
+    ("v2-mono-word", f"{HEADER_V2}\n{T0} 1 x5\n".encode(), 2, ("mono_ns",)),
 ]
 
 
@@ -140,6 +145,12 @@ def test_accepts_header_only_and_no_final_newline(tmp_path: Path) -> None:
     assert read_edges(p) == [Edge(T0, 1)]
 
 
+def test_v2_carries_both_clocks_and_a_step_back_of_the_system_clock(tmp_path: Path) -> None:
+    body = f"{HEADER_V2}\n{T0} 1 1000\n{T0 + 100} 0 1100\n{T0 - 5_000} 1 2000\n"
+    p = _write(tmp_path, "v2", body.encode())
+    assert read_edges(p) == [Edge(T0, 1, 1000), Edge(T0 + 100, 0, 1100), Edge(T0 - 5_000, 1, 2000)]
+
+
 def test_accepts_gzip_by_content(tmp_path: Path) -> None:
     p = tmp_path / "plain-name.edges"  # gzip is recognised by its magic, not its name
     p.write_bytes(gzip.compress(_good_body()))
@@ -188,10 +199,15 @@ edge_lists = st.lists(st.tuples(st.integers(0, 10**12), st.integers(0, 1)), max_
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edge_lists, st.sampled_from(["x.edges", "x.edges.gz"]))
-def test_write_read_round_trip(tmp_path: Path, edges: list[Edge], name: str) -> None:
+@given(edge_lists, st.sampled_from(["x.edges", "x.edges.gz"]), st.booleans())
+def test_write_read_round_trip(tmp_path: Path, edges: list[Edge], name: str, v2: bool) -> None:
+    if v2:  # a steady clock on each edge (the system clock then may go back)
+        edges = [Edge(T0 - e.time_ns // 3, e.level, e.time_ns) for e in edges]
     p = tmp_path / name
     write_edges(p, edges, comments=["a comment", "with 'quotes' and ünïcode"])
+    assert p.read_bytes()[:2] == b"\x1f\x8b" or p.read_text().startswith(
+        HEADER_V2 if v2 and edges else HEADER_V1 if edges else HEADER_V2
+    )
     assert read_edges(p) == edges
     assert (p.read_bytes()[:2] == b"\x1f\x8b") == name.endswith(".gz")
     assert not [q for q in tmp_path.iterdir() if q.name.startswith(".")]  # no temp file left

@@ -70,3 +70,46 @@ def test_bash_completion_script_and_answers() -> None:
         [sys.executable, "-m", "dcf77shm"], capture_output=True, text=True, env=env, timeout=60
     )
     assert r.stdout.split() == ["plain,--decoder"]
+
+
+def test_man_page_environment_examples_and_exit_status() -> None:
+    page = render(cli, dt.date(2024, 3, 31))
+    sections = [ln.split(None, 1)[1] for ln in page.splitlines() if ln.startswith(".SH ")]
+    assert sections.index("ENVIRONMENT") < sections.index("EXIT STATUS")
+    assert sections.index("EXIT STATUS") < sections.index("EXAMPLES") < sections.index("SEE ALSO")
+    env = page.split(".SH ENVIRONMENT", 1)[1].split(".SH ", 1)[0]
+    assert "PIGPIO_ADDR" in env and "PIGPIO_PORT" in env and "8888" in env
+    assert "130" in page and "143" in page
+    # Every example names a real command of this CLI.
+    examples = page.split(".SH EXAMPLES", 1)[1].split(".SH ", 1)[0]
+    commands = [ln for ln in examples.splitlines() if ln.startswith("dcf77shm ")]
+    assert len(commands) >= 5
+    names = {p.split(" ", 1)[1] for p, _ in all_commands(cli)}
+    for c in commands:
+        words = c.split()
+        assert words[1] in names or " ".join(words[1:3]) in names, c
+
+
+def complete(words: str, cword: int) -> list[str]:
+    env = {
+        **os.environ,
+        "_DCF77SHM_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(cword),
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "dcf77shm"], capture_output=True, text=True, env=env, timeout=60
+    )
+    return [item.split(",", 1)[1] for item in r.stdout.split()]
+
+
+def test_completion_of_source_and_output_specs(tmp_path: Path) -> None:
+    assert complete("dcf77shm run --source ", 3) == ["pigpio:", "gpiod:", "replay:", "sim"]
+    assert complete("dcf77shm monitor --source re", 3) == ["replay:"]
+    assert complete("dcf77shm record --source g", 3) == ["gpiod:"]
+    assert complete("dcf77shm run --output ", 3) == ["shm:", "sock:"]
+    assert complete("dcf77shm run --output sock:", 3) == ["sock:/run/dcf77shm-sock/dcf77.sock"]
+    (tmp_path / "cap.edges").write_text("")
+    assert complete(f"dcf77shm run --source replay:{tmp_path}/ca", 3) == [
+        f"replay:{tmp_path}/cap.edges"
+    ]

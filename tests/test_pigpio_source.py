@@ -7,6 +7,7 @@ CLOCK_REALTIME time, which is what the source's timestamps are checked against.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import statistics
 import time
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import Edge, Gap
+from dcf77shm.model import Edge, Gap, Step
 from dcf77shm.sources import open_source
 from dcf77shm.sources.pigpio_source import PigpioSource
 from dcf77shm.testing.fake_pigpiod import FG, WRAP, FakePigpiodProcess, Reported, simulated_signal
@@ -138,7 +139,7 @@ def test_glitch_filter_timestamps_are_corrected(fake: FakePigpiodProcess) -> Non
     assert max(abs(x) for x in match(edges, truth)) <= MAX_US
 
 
-def test_system_clock_step_gives_a_gap_and_new_labels(fake: FakePigpiodProcess) -> None:
+def test_system_clock_step_gives_a_step_and_new_labels(fake: FakePigpiodProcess) -> None:
     offset = [0]
     src = start_source(fake, realtime_ns=lambda: time.time_ns() + offset[0])
     fake.play(simulated_signal(time.time_ns() + 300_000_000, 6))
@@ -148,14 +149,21 @@ def test_system_clock_step_gives_a_gap_and_new_labels(fake: FakePigpiodProcess) 
 
     got = collect(src, 7, 2.5, step)
     src.close()
-    gaps = [i for i, x in enumerate(got) if isinstance(x, Gap)]
-    assert len(gaps) == 1 and "stepped by +3000.000 ms" in got[gaps[0]].reason  # type: ignore[union-attr]
+    # No edge was lost: not a gap, a step, reported once, before the edges that
+    # were mapped with the new clock.
+    assert not [x for x in got if isinstance(x, Gap)]
+    gaps = [i for i, x in enumerate(got) if isinstance(x, Step)]
+    assert len(gaps) == 1 and abs(got[gaps[0]].delta_ns - 3 * 10**9) < 100_000  # type: ignore[union-attr]
     truth = fake.reported
     before = [e for e in got[: gaps[0]] if isinstance(e, Edge)]
     after = [e for e in got[gaps[0] + 1 :] if isinstance(e, Edge)]
     assert max(abs(x) for x in match(before, truth)) <= MAX_US
     assert len(after) >= 3
     assert max(abs(x) for x in match(after, truth, 3 * 10**9)) <= MAX_US
+    # The steady timeline did not move with the system clock.
+    steady = [e for e in got if isinstance(e, Edge)]
+    assert all(e.mono_ns is not None for e in steady)
+    assert all(b.mono_ns > a.mono_ns for a, b in itertools.pairwise(steady))  # type: ignore[operator]
 
 
 def test_not_connected_is_one_clear_error() -> None:

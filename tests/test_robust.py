@@ -7,14 +7,15 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from truth import wrong_samples
 
 from dcf77shm import timecode
-from dcf77shm.decode.pipeline import Pipeline, decode_edges
+from dcf77shm.decode.pipeline import decode_edges
 from dcf77shm.decode.robust import fields
 from dcf77shm.decode.robust.tracker import Tracker
 from dcf77shm.decode.robust.witness import SILENT, CountWitness
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Sample
-from dcf77shm.sources.simulate import SimParams, TruthMark, simulate
+from dcf77shm.model import NS_PER_MS, NS_PER_S, Alarm, AlarmKind, Edge, Sample, StateChange
+from dcf77shm.sources.simulate import Segment, SegmentKind, SimParams, simulate
 
 LAM = 4.0
 
@@ -161,19 +162,20 @@ def test_dcf77_shaped_noise_never_yields_a_sample(seed: int) -> None:
     assert not [e for e in events if isinstance(e, Sample)]
 
 
-def test_frames_from_the_wrong_time_after_a_splice_are_not_published_as_the_old_count() -> None:
+def test_a_spoofed_time_after_a_lock_is_refused_and_alarmed() -> None:
     # A signal that suddenly encodes another time (a transmitter fault or a
-    # spoofer), in phase with the old one: no sample may carry a label that the
-    # new signal contradicts for long - the decoder must drop its lock.
-    a = simulate(SimParams(start_s=1_650_000_000 - 1_650_000_000 % 60, duration_s=600))
-    b_start = 1_650_000_000 - 1_650_000_000 % 60 + 600 + 86_400 + 17 * 60
-    b = simulate(SimParams(start_s=b_start, duration_s=900))
-    shift = (a.edges[-1].time_ns // NS_PER_S + 1) * NS_PER_S - b_start * NS_PER_S
-    edges = [*a.edges, *(Edge(e.time_ns + shift, e.level) for e in b.edges)]
-    marks = [*a.marks, *(TruthMark(m.label_s, m.sys_ns + shift, m.bit) for m in b.marks)]
-    pipe = Pipeline(decoder="robust")
-    samples = [ev for e in edges for ev in pipe.feed(e) if isinstance(ev, Sample)]
-    by_time = {m.sys_ns // NS_PER_S: m.label_s for m in marks}
-    wrong = [s for s in samples if by_time.get(s.receive_ns // NS_PER_S) != s.clock_ns // NS_PER_S]
-    assert len(wrong) <= 0
-    assert [s for s in samples if s.receive_ns >= a.edges[-1].time_ns]  # it relocks on the new time
+    # spoofer), in phase with the old one: the decoder must drop its lock, and
+    # the held count must refuse the new time when the decoder locks on it.
+    start = 1_650_000_000 - 1_650_000_000 % 60
+    spoof = Segment(600, 900, SegmentKind.SPOOF, shift_s=86_400 + 17 * 60)
+    sim = simulate(SimParams(start_s=start, duration_s=1500, segments=(spoof,)))
+    events = list(decode_edges(sim.edges, decoder="robust"))
+    samples = [e for e in events if isinstance(e, Sample)]
+    assert wrong_samples(sim, samples) == []
+    spoof_mono = sim.marks[0].mono_ns + 600 * NS_PER_S
+    assert [s for s in samples if (s.mono_ns or 0) < spoof_mono]  # published before
+    # In phase with the genuine marks, the spoofer's first seconds carry the held
+    # count's (true) labels; once its bits contradict the count, nothing more.
+    assert not [s for s in samples if (s.mono_ns or 0) > spoof_mono + 60 * NS_PER_S]
+    assert any(isinstance(e, StateChange) and not e.locked for e in events)
+    assert [e.kind for e in events if isinstance(e, Alarm)][:1] == [AlarmKind.JUMP]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,22 +18,30 @@ import pytest
 from chronystructs import chrony_sock_sample
 from clirun import run_cli
 
-from dcf77shm.model import NS_PER_S, Sample
+from dcf77shm.model import NS_PER_S, DropReason, Sample
 from dcf77shm.service.runner import SampleCheck
 
 MS = 1_000_000
 
 
+def _why(found: tuple[DropReason, str] | None) -> str:
+    return "" if found is None else found[1]
+
+
 def test_safety_net_drops_with_reasons() -> None:
     c = SampleCheck()
     assert c.reason(Sample(10 * NS_PER_S + 5, 11 * NS_PER_S)) is None
-    assert "whole second" in (c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S + 1)) or "")
-    assert "previous" in (c.reason(Sample(10 * NS_PER_S + 5, 12 * NS_PER_S)) or "")
-    assert "previous" in (c.reason(Sample(11 * NS_PER_S, 11 * NS_PER_S)) or "")
+    assert "whole second" in _why(c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S + 1)))
+    assert "previous" in _why(c.reason(Sample(10 * NS_PER_S + 5, 12 * NS_PER_S)))
+    assert "previous" in _why(c.reason(Sample(11 * NS_PER_S, 11 * NS_PER_S)))
     assert c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S)) is None
-    assert "beyond" in (c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)) or "")
-    assert "future" in (c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=18 * NS_PER_S) or "")
+    assert "beyond" in _why(c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)))
+    assert "future" in _why(c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=18 * NS_PER_S))
     assert c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=20 * NS_PER_S) is None
+    # chrony drops a refclock sample older than 2^(poll+1) s (32 s at poll 4)
+    assert "chrony would drop" in _why(
+        c.reason(Sample(21 * NS_PER_S, 22 * NS_PER_S), now_ns=52 * NS_PER_S)
+    )
 
 
 SockSample = chrony_sock_sample(ctypes.c_int64)
@@ -133,7 +142,8 @@ def test_shm_status(tmp_path: Path) -> None:
 
     unit = 30000 + os.getpid() % 9000
     r = run_cli("shm", "status", str(unit))
-    assert r.returncode == 2 and "refclock SHM" in r.stderr and "does not exist" in r.stderr
+    # A missing segment is a state (exit 1, like `status`), not a usage error.
+    assert r.returncode == 1 and "refclock SHM" in r.stderr and "does not exist" in r.stderr
     sink = ShmSink(unit)
     try:
         sink.open()
@@ -177,3 +187,103 @@ def test_shm_status_watch_prints_each_new_sample() -> None:
     finally:
         sink.close()
         sysv_ipc.SharedMemory(key_for(unit)).remove()
+
+
+def _small_log(tmp_path: Path, start_s: int = 1_709_208_030) -> Path:
+    from dcf77shm.formats.edgelog import write_edges
+    from dcf77shm.sources.simulate import SimParams, simulate
+
+    log = tmp_path / "small.edges"
+    write_edges(log, simulate(SimParams(start_s=start_s, duration_s=20)).edges)
+    return log
+
+
+def test_packaged_unit_and_socket_are_the_shipped_chrony_lines() -> None:
+    from dcf77shm.sinks.shm import PACKAGED_UNIT
+    from dcf77shm.sinks.sock import PACKAGED_SOCK
+    from dcf77shm.testing.chronyd import CHRONY_DIR
+
+    shm_line = (CHRONY_DIR / "dcf77shm.conf").read_text()
+    sock_line = (CHRONY_DIR / "dcf77shm-sock.conf").read_text()
+    assert re.search(rf"^refclock SHM {PACKAGED_UNIT} ", shm_line, re.M)
+    assert re.search(rf"^refclock SOCK {re.escape(PACKAGED_SOCK)} ", sock_line, re.M)
+
+
+@pytest.mark.parametrize(
+    ("source", "output"),
+    [("sim", "shm:77"), ("replay:LOG", "shm:77"), ("sim", "shm:0077"),
+     ("replay:LOG", "sock:/run/dcf77shm-sock/dcf77.sock"),
+     ("sim", "sock:/run/dcf77shm-sock//dcf77.sock")],
+)  # fmt: skip
+def test_test_sources_refuse_the_live_unit_without_force(
+    tmp_path: Path, source: str, output: str
+) -> None:
+    source = source.replace("LOG", str(_small_log(tmp_path)))
+    r = run_cli("run", "--source", source, "--output", output)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "--force" in r.stderr and "packaged chrony config" in r.stderr
+    # --force lifts the refusal (shown with a log that then fails to open, so
+    # that nothing is ever written to the live unit here).
+    r = run_cli("run", "--source", "replay:/nonexistent.edges", "--output", output, "--force")
+    assert r.returncode == 2 and "cannot read" in r.stderr, r.stderr
+
+
+def test_shm_without_a_unit_is_refused() -> None:
+    for output in ("shm", "shm:"):
+        r = run_cli("run", "--source", "replay:/x.edges", "--output", output)
+        assert r.returncode == 2 and "needs a unit" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "sim", "--bias", "pull-up"], "--bias does nothing with --source sim"),
+        (["--source", "replay:LOG", "--glitch-filter-us", "50"], "--glitch-filter-us does"),
+        (["--source", "sim", "--pace"], "--pace does nothing"),
+        (["--source", "pigpio:17", "--pace"], "--pace does nothing"),
+        (["--source", "replay:LOG", "--sim-jitter-ms", "3"], "--sim-jitter-ms does nothing"),
+    ],
+)
+def test_options_the_source_ignores_are_refused(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    log = str(_small_log(tmp_path))
+    args = [a.replace("LOG", log) for a in args]
+    r = run_cli("run", *args, "--output", f"sock:{tmp_path}/absent.sock")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert needle in r.stderr
+    if "--sim-jitter-ms" not in args:
+        r = run_cli("monitor", *args)
+        assert r.returncode == 2 and needle in r.stderr, r.stderr
+
+
+def test_source_options_from_the_config_file_only_warn(tmp_path: Path) -> None:
+    conf = tmp_path / "d.toml"
+    conf.write_text('bias = "pull-up"\n')
+    log = _small_log(tmp_path)
+    r = run_cli(
+        "run", "--config", conf, "--source", f"replay:{log}", "--output", f"sock:{tmp_path}/a.sock"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "warning: --bias does nothing with --source replay" in r.stderr
+
+
+def test_sock_path_in_a_missing_directory_fails_at_start(tmp_path: Path) -> None:
+    log = _small_log(tmp_path)
+    r = run_cli(
+        "run", "--source", f"replay:{log}", "--output", f"sock:{tmp_path}/nodir/chrony.sock"
+    )
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert f"no directory {tmp_path}/nodir" in r.stderr
+
+
+def test_pace_warns_when_the_log_is_far_from_now(tmp_path: Path) -> None:
+    log = _small_log(tmp_path)  # 2024: long past
+    r = run_cli("run", "--source", f"replay:{log}", "--pace", "--output", f"sock:{tmp_path}/a.sock")
+    assert r.returncode == 0, r.stderr
+    assert "warning:" in r.stderr and "h before now" in r.stderr and "chrony drops" in r.stderr
+    near = _small_log(tmp_path, time.time_ns() // NS_PER_S - 30)
+    r = run_cli(
+        "run", "--source", f"replay:{near}", "--pace", "--output", f"sock:{tmp_path}/a.sock"
+    )
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

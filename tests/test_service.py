@@ -18,10 +18,10 @@ import pytest
 from dcf77shm.cli.config import load
 from dcf77shm.cli.run import run
 from dcf77shm.errors import BadInput
-from dcf77shm.model import NS_PER_S, MinuteReport, Sample, StateChange
+from dcf77shm.model import NS_PER_S, DropReason, MinuteReport, Sample, StateChange
 from dcf77shm.service.notify import Notifier
 from dcf77shm.service.runner import SampleCheck
-from dcf77shm.service.status import Monitor, drop_kind, prometheus_text, read_status
+from dcf77shm.service.status import Monitor, prometheus_text, read_status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "dcf77shm.toml"
 
@@ -162,17 +162,25 @@ def test_notify_abstract_socket_and_noop_without_socket() -> None:
 # --- counters, status file, metrics ---------------------------------------------------
 
 
-def test_drop_kinds_cover_every_safety_net_reason() -> None:
+def test_drop_reasons_cover_every_safety_net_reason() -> None:
     c = SampleCheck()
     assert c.reason(Sample(10 * NS_PER_S + 5, 11 * NS_PER_S)) is None
-    reasons = [
+    found = [
         c.reason(Sample(11 * NS_PER_S, 12 * NS_PER_S + 1)),
         c.reason(Sample(10 * NS_PER_S + 5, 12 * NS_PER_S)),
         c.reason(Sample(12 * NS_PER_S, 2**33 * NS_PER_S)),
         c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=18 * NS_PER_S),
+        c.reason(Sample(20 * NS_PER_S, 21 * NS_PER_S), now_ns=51 * NS_PER_S),
     ]
-    kinds = [drop_kind(r or "") for r in reasons]
-    assert kinds == ["not_whole_second", "not_monotonic", "offset_range", "future"]
+    kinds = [f[0] if f else None for f in found]
+    assert kinds == [
+        DropReason.NOT_WHOLE_SECOND,
+        DropReason.NOT_MONOTONIC,
+        DropReason.OFFSET_RANGE,
+        DropReason.FUTURE,
+        DropReason.TOO_OLD,
+    ]
+    assert all(f is not None and f[1] for f in found)  # each with a line for the log
 
 
 def test_monitor_counts_and_writes_atomically(tmp_path: Path) -> None:
@@ -183,7 +191,7 @@ def test_monitor_counts_and_writes_atomically(tmp_path: Path) -> None:
     assert json.loads(st.read_text())["samples_published"] == 0
     m.state(StateChange(1, True, "two frames agree"))
     m.published(Sample(99 * NS_PER_S + 7_000_000, 99 * NS_PER_S))
-    m.dropped(Sample(1, 1), "receive time x is in the future")
+    m.dropped(Sample(1, 1), DropReason.FUTURE)
     m.minute(MinuteReport(0, None, False, ("parity-minute", "bcd-hour")))
     m.minute(MinuteReport(0, None, False, ("parity-minute",)))
     m.minute(MinuteReport(0, 60, True))

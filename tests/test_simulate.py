@@ -219,3 +219,23 @@ def test_cli_simulate_bad_option_in_a_real_process(tmp_path: Path) -> None:
     assert (r.returncode, r.stdout) == (2, "")
     assert len(r.stderr.splitlines()) == 1 and "--start" in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_random_start_lies_in_the_past_and_follows_the_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dcf77shm.cli.options import DCF77_FIRST_S, random_start
+
+    today_s = calendar.timegm(dt.datetime.now(dt.UTC).date().timetuple())
+    for seed in range(200):
+        for duration_s in (60.0, 86400.0, 40 * 86400.0):
+            s = random_start(seed, duration_s)
+            assert s >= DCF77_FIRST_S and s + duration_s < today_s
+    assert len({random_start(seed, 3600) for seed in range(50)}) == 50
+    out = tmp_path / "r.edges"
+    main(["simulate", "--duration", "2m", "--seed", "7", "-o", str(out)])
+    first = read_edges(out)
+    assert first[-1].time_ns < today_s * NS_PER_S
+    main(["simulate", "--duration", "2m", "--seed", "7", "-o", str(out)])
+    assert read_edges(out) == first
+    capsys.readouterr()

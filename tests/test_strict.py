@@ -13,6 +13,9 @@ from dcf77shm.decode.strict import MAX_UNCONFIRMED
 from dcf77shm.model import (
     NS_PER_MS,
     NS_PER_S,
+    Alarm,
+    AlarmKind,
+    DropReason,
     Edge,
     Event,
     Leap,
@@ -20,6 +23,7 @@ from dcf77shm.model import (
     Polarity,
     Sample,
     StateChange,
+    Withheld,
 )
 from dcf77shm.sources.simulate import LeapClock, SimParams, SimResult, simulate
 
@@ -150,7 +154,8 @@ def test_lock_needs_two_consecutive_valid_frames() -> None:
     samples = [e for e in events if isinstance(e, Sample)]
     # Frames end at T0+60, +120, ...: the lock comes with the second one.
     assert [(e.locked, e.time_ns) for e in locks] == [(True, (T0 + 120) * NS_PER_S)]
-    assert samples[0].receive_ns == samples[0].clock_ns == (T0 + 120) * NS_PER_S
+    # The lock's first second anchors the held count (not published); the next is.
+    assert samples[0].receive_ns == samples[0].clock_ns == (T0 + 121) * NS_PER_S
     assert all(s.receive_ns == s.clock_ns for s in samples)
 
 
@@ -171,15 +176,21 @@ def _jump(after: int) -> tuple[list[Event], list[MinuteReport]]:
 
 
 def test_a_valid_frame_that_disagrees_with_the_count_drops_the_lock() -> None:
-    events, reports = _jump(after=4)
+    events, reports = _jump(after=7)
     assert reports[3].reasons == ("disagrees-with-count",) and not reports[3].ok
     unlock = [e for e in events if isinstance(e, StateChange) and not e.locked]
     assert [e.time_ns for e in unlock] == [reports[3].marker_ns]
-    after = [e for e in events if isinstance(e, Sample) and e.receive_ns > reports[3].marker_ns]
-    # Relock on the new time; every sample follows the frames (the marks are synthetic,
-    # so receive time - T0 maps to the new time by a constant 7 minutes).
-    assert after
-    assert all(s.clock_ns - s.receive_ns == 7 * 60 * NS_PER_S for s in after)
+    marker = reports[3].marker_ns
+    after = [e for e in events if isinstance(e, Sample) and e.receive_ns > marker]
+    # The decoder relocks on the new time (the marks are synthetic, so receive time
+    # - T0 maps to the new time by a constant 7 minutes), but the held count refuses
+    # it: one alarm, and nothing after the jump is published.
+    relock = [e for e in events if isinstance(e, StateChange) and e.locked and e.time_ns > marker]
+    assert relock and not after
+    assert [a.kind for a in events if isinstance(a, Alarm)] == [AlarmKind.JUMP]
+    withheld = [e for e in events if isinstance(e, Withheld) and e.sample.receive_ns > marker]
+    jumps = [w for w in withheld if w.reason is DropReason.JUMP]
+    assert jumps and all(w.sample.offset_ns == 7 * 60 * NS_PER_S for w in jumps)
 
 
 @pytest.mark.xfail(

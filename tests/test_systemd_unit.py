@@ -12,6 +12,7 @@ import pytest
 import sysv_ipc
 
 from dcf77shm.cli.config import DEFAULT_CONFIG
+from dcf77shm.service.state import DEFAULT_STATE_FILE
 from dcf77shm.service.status import DEFAULT_STATUS_FILE
 from dcf77shm.sinks.shm import key_for, segment_info
 
@@ -42,6 +43,11 @@ def test_unit_never_destroys_or_hides_the_segment() -> None:
     (start,) = d["ExecStart"]
     assert f"--config {DEFAULT_CONFIG}" in start and f"--status-file {DEFAULT_STATUS_FILE}" in start
     assert d["RuntimeDirectory"] == [DEFAULT_STATUS_FILE.parent.name]
+    # The held count survives a restart in the same boot: a state file in a
+    # directory only the service may write.
+    assert f"--state-file {DEFAULT_STATE_FILE}" in start
+    assert d["StateDirectory"] == [DEFAULT_STATE_FILE.parent.name]
+    assert d["StateDirectoryMode"] == ["0700"]
     sysusers = (ROOT / "systemd" / "dcf77shm.sysusers").read_text()
     assert any(line.split()[:2] == ["u", "_dcf77"] for line in sysusers.splitlines())
 
@@ -85,11 +91,11 @@ def test_adopt_gives_chronyds_segment_to_the_service_user(tmp_path: Path) -> Non
     mem = sysv_ipc.SharedMemory(key_for(unit), sysv_ipc.IPC_CREX, mode=0o600, size=96)
     try:
         r = adopt()
-        assert r.returncode == 0 and "owner changed from uid 0 to nobody" in r.stdout, r.stderr
+        assert r.returncode == 0 and "owner uid 0 -> nobody" in r.stdout, r.stderr
         info = segment_info(key_for(unit))
         assert info is not None and info.uid == 65534 and info.mode == 0o600
         assert info.nattch == 1  # our attachment (standing in for chronyd's) survived
-        assert "already owned" in adopt().stdout
+        assert "already nobody's, mode 0600" in adopt().stdout
     finally:
         mem.detach()
         mem.remove()
@@ -99,7 +105,7 @@ def test_adopt_gives_chronyds_segment_to_the_service_user(tmp_path: Path) -> Non
         text=True,
     )
     assert r.returncode == 2 and "no user 'nx_'" in r.stderr
-    conf.write_text('output = "sock:/run/chrony/dcf77.sock"\n')
+    conf.write_text('output = "sock:/run/dcf77shm-sock/dcf77.sock"\n')
     assert "nothing to do" in adopt().stdout
 
 

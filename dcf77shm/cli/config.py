@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from dcf77shm.errors import BadInput
+from dcf77shm.fileio import printable
 
 DEFAULT_CONFIG = Path("/etc/dcf77shm/dcf77shm.toml")
 EXAMPLE = Path("/usr/share/doc/dcf77shm/examples/dcf77shm.toml")  # the Debian package's copy
@@ -68,18 +69,49 @@ def _kind(want: tuple[type, ...]) -> str:
     return "a string"
 
 
-def load(path: Path, command: click.Command) -> dict[str, Any]:
-    """The file as click's ``default_map`` for ``command`` (keyed by parameter name)."""
+# The shipped file is 2 KB.  tomllib has no limits of its own: nested arrays
+# overflow the stack, and a long dotted key (a.a.a...) takes memory quadratic
+# in its length (60 KB of them exhausted 2 GB), so a file is refused before
+# parsing when it is larger than any config, or has more nesting or dotted
+# keys outside comments than a flat file of `key = value` lines ever needs.
+MAX_BYTES = 64 * 1024
+MAX_STRUCTURE = 256  # '.', '[' and '{' outside comments; the shipped file has none
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as f:  # a FIFO or /dev/zero must not be read forever
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise BadInput(f"{path}: no such config file; copy {EXAMPLE} there and edit it") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{path}: cannot read the config file: {e}") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read the config file: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte in the path
+        raise BadInput(f"{printable(path)}: not a usable path: {e}") from None
+    if len(data) > MAX_BYTES:
+        raise BadInput(f"{path}: larger than {MAX_BYTES // 1024} KiB: not a dcf77shm config file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    code = "".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
+    if sum(code.count(c) for c in ".[{") > MAX_STRUCTURE:
+        raise BadInput(
+            f"{path}: too deeply nested for a dcf77shm config file; it takes only top-level "
+            "`key = value` lines"
+        )
+    return text
+
+
+def load(path: Path, command: click.Command) -> dict[str, Any]:
+    """The file as click's ``default_map`` for ``command`` (keyed by parameter name)."""
+    text = _read(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: too deeply nested for a dcf77shm config file") from None
     options = file_options(command)
     ctx = click.Context(command)
     out: dict[str, Any] = {}
@@ -92,6 +124,8 @@ def load(path: Path, command: click.Command) -> dict[str, Any]:
         problem = _check_type(opt, value)
         if problem is None:
             try:
+                if isinstance(value, str) and "\0" in value:
+                    raise click.BadParameter("contains a NUL byte")  # "\u0000" in TOML
                 value = opt.type.convert(value, opt, ctx)
             except click.BadParameter as e:
                 problem = e.format_message()

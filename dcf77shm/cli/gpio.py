@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from dcf77shm.cli.options import open_cli_source, parse_duration, source_options
+from dcf77shm.fileio import check_output
 from dcf77shm.model import NS_PER_S, Polarity
 
 
@@ -19,7 +21,8 @@ from dcf77shm.model import NS_PER_S, Polarity
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Edge log to write (.gz compresses); NAME.part until the recording ends.",
+    help="Edge log to write (.gz compresses); NAME.part until the recording ends. "
+    "A device, FIFO or - (standard output) is written directly.",
 )
 @click.option("--duration", help="Stop after this long: 90s, 10m, 2h (default: until Ctrl-C).")
 def record(
@@ -35,6 +38,7 @@ def record(
     from dcf77shm.tools.record import record as do_record
 
     duration_s = parse_duration(duration) if duration else None
+    check_output(output)  # a refused path fails before the receiver is touched
     source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
     tty = sys.stderr.isatty()
 
@@ -51,6 +55,22 @@ def record(
     click.echo(("\n" if tty else "") + f"wrote {output}: {st.line()}", err=True)
 
 
+# The fields of tools.monitor's lines, in `monitor --help` and --legend.
+MONITOR_LEGEND = [
+    "HH:MM:SS    the second, by the system clock (UTC)",
+    "pulse       length of the carrier reduction: ~100 ms is bit 0, ~200 ms bit 1;",
+    "            - no pulse (second 59 is silent by design)",
+    "bit         0 or 1, ? for a pulse of neither length",
+    "phase       the leading edge against the UTC second (utc, once locked) or against",
+    "            the running estimate of the second (est): steady within a few ms is good",
+    "glitches    other carrier reductions in the same second: noise near the antenna",
+    "quality     share of the last 60 s with one clean pulse in phase; aim above ~90 %",
+    "LOCKED      the decoder knows the time; = HH:MM:SS UTC is that second's label",
+    "== minute   a whole frame: the minute it encodes (UTC, local) and ok or why rejected",
+    "== lock     lock gained or lost, and why",
+]
+
+
 @click.command()
 @source_options
 @click.option(
@@ -60,14 +80,23 @@ def record(
     show_default=True,
     help="Line level while the carrier is reduced; auto detects it.",
 )
-def monitor(source_spec: str, glitch_filter_us: int, bias: str, pace: bool, polarity: str) -> None:
-    """Show the signal live, one line per second: aim the antenna by it."""
+@click.option("--legend", is_flag=True, help="Explain the fields of each line first.")
+def monitor(
+    source_spec: str, glitch_filter_us: int, bias: str, pace: bool, polarity: str, legend: bool
+) -> None:
+    """Show the signal live, one line per second: aim the antenna by it.
+
+    \b
+    The fields (--legend prints this first):
+    """
     from dcf77shm.tools.monitor import MonitorView
     from dcf77shm.tools.record import stop_on_signals
 
     source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
     view = MonitorView(Polarity(polarity))
     source.open()
+    if legend:
+        click.echo("\n".join(MONITOR_LEGEND) + "\n")
     click.echo(f"monitoring {source.description} (Ctrl-C stops)", err=True)
     last_ns: int | None = None
     try:
@@ -89,3 +118,6 @@ def monitor(source_spec: str, glitch_filter_us: int, bias: str, pace: bool, pola
                     click.echo(line)
     finally:
         source.close()
+
+
+monitor.help = inspect.cleandoc(monitor.help or "") + "\n" + "\n".join(MONITOR_LEGEND)

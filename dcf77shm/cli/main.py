@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import inspect
 import json
-import random
+import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from types import FrameType
+from typing import Any, NoReturn
 
 import click
 
 from dcf77shm import __version__
 from dcf77shm.cli.gpio import monitor, record
 from dcf77shm.cli.options import (
-    POLARITY,
     bounded,
+    build_pipeline,
+    check_dcf77_range,
+    parse_clock_step,
     parse_duration,
     parse_fade,
     parse_leap_day,
+    parse_noise,
+    parse_spoof,
     parse_utc,
+    pipeline_options,
+    random_start,
 )
 from dcf77shm.cli.run import run, shm, stderr_is_journal
 from dcf77shm.cli.service import calibrate, status
-from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
-from dcf77shm.errors import Dcf77Error
+from dcf77shm.errors import BadInput, Dcf77Error
+from dcf77shm.fileio import STDOUT, Output, check_output
 from dcf77shm.formats.edgelog import check_edges, iter_edges, write_edges
 from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
 from dcf77shm.model import MinuteReport, Polarity
@@ -40,42 +49,73 @@ def _fail(msg: str, status: int) -> NoReturn:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dcf77shm")
 def cli() -> None:
-    """DCF77 radio-clock refclock driver for chrony."""
+    """DCF77 radio-clock refclock driver for chrony.
+
+    Exit status: 0 success, 1 a runtime failure, 2 bad usage or input; 130/143
+    when SIGINT/SIGTERM interrupt a command that would have ended by itself
+    (run, record, monitor and shm status --watch stop on either with 0).
+    Examples: man dcf77shm.
+    """
 
 
 # --- decode ------------------------------------------------------------------
+
+# The columns of formats.events.TABLE_HEADER, in `decode --help` and --legend
+# (as `chronyc sources -v` explains its own).
+DECODE_LEGEND = [
+    "marker (system clock)  when the minute marker (second 0's leading edge) came, by the",
+    "                       system clock of the log (UTC)",
+    "frame encodes (UTC)    the minute the frame that ended at this marker names: the one",
+    "                       that starts at the marker (- if it could not be read)",
+    "local                  the same minute in the transmitted German time (CET/CEST)",
+    "n                      samples `run` would have published since the line before",
+    "status                 ok, or rejected: the checks the frame failed (parity-*, bcd-*,",
+    "                       weekday, zone, missing-bits, unclear-bits, disagrees-with-count)",
+]
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--json", "as_json", is_flag=True, help="JSON Lines: sample, minute and lock records."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON Lines: sample, withheld, alarm, minute and lock records.",
 )
-@click.option(
-    "--polarity",
-    type=POLARITY,
-    default="auto",
-    show_default=True,
-    help="Line level while the carrier is reduced; auto detects it.",
-)
-@click.option(
-    "--decoder",
-    type=click.Choice(sorted(DECODERS)),
-    default=DEFAULT_DECODER,
-    show_default=True,
-    help="Bit/frame/lock stage.",
-)
-def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) -> None:
+@pipeline_options
+@click.option("--legend", is_flag=True, help="Explain the table's columns above it.")
+def decode(
+    files: tuple[Path, ...],
+    as_json: bool,
+    polarity: str,
+    decoder: str,
+    jump_policy: str,
+    drift_ppm: float,
+    holdover_ppm: float,
+    leap_seconds: str,
+    legend: bool,
+) -> None:
     """Replay edge logs through the pipeline that `run` uses.
 
     Each FILE is decoded on its own, in order, by a fresh pipeline.  Every file
-    is read and checked before anything is printed.
+    is read and checked before anything is printed.  With several files, each
+    JSON record names its file (a "file" key).
+
+    \b
+    The table (--legend prints this above it):
     """
     counts = [check_edges(f) for f in files]  # refuse any bad file before printing
     out = sys.stdout
+    if legend and not as_json:
+        out.write("\n".join(DECODE_LEGEND) + "\n\n")
     for f, count in zip(files, counts, strict=True):
-        pipe = Pipeline(Polarity(polarity), decoder)
+        pipe, _ = build_pipeline(
+            polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
+        )
         summary = Summary()
+        # One record per line, so the key goes in front of each (JSON text:
+        # the name is escaped as any string).
+        tag = "{" + f'"file": {json.dumps(str(f))}, ' if len(files) > 1 else "{"
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
         for edge in iter_edges(f):
@@ -84,13 +124,16 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
             for ev in pipe.feed(edge):
                 summary.add(ev)
                 if as_json:
-                    out.write(json_line(ev) + "\n")
+                    out.write(tag + json_line(ev)[1:] + "\n")
                 elif isinstance(ev, MinuteReport):
                     out.write(table_line(ev, summary.take_minute_samples()) + "\n")
         if not as_json:
             out.write(f"polarity: {pipe.polarity.value}\n")
             for line in summary.lines():
                 out.write(line + "\n")
+
+
+decode.help = inspect.cleandoc(decode.help or "") + "\n" + "\n".join(DECODE_LEGEND)
 
 
 # --- simulate ----------------------------------------------------------------
@@ -101,7 +144,8 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     "--start",
     default="random",
     show_default=True,
-    help="UTC start, ISO 8601 (2024-03-31T00:30:00Z), or 'random' (from --seed).",
+    help="UTC start, ISO 8601 (2024-03-31T00:30:00Z), or 'random': from --seed, "
+    "2000-2024, so the whole log lies in the past.",
 )
 @click.option("--duration", default="1h", show_default=True, help="Length: 3600, 90s, 60m, 1h, 1d.")
 @click.option(
@@ -109,10 +153,17 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Edge log to write (.gz compresses).",
+    help="Edge log to write (.gz compresses; - is standard output).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--delay-ms", type=float, default=0.0, show_default=True, help="Receiver delay.")
+@click.option(
+    "--delay-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=bounded("delay", -1000, 1000),
+    help="Receiver delay.",
+)
 @click.option(
     "--jitter-ms",
     type=float,
@@ -121,7 +172,13 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     callback=bounded("jitter", 0, 200),
     help="Sigma of the leading edge.",
 )
-@click.option("--width-bias-ms", type=float, default=0.0, show_default=True)
+@click.option(
+    "--width-bias-ms",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=bounded("width-bias", -100, 100),
+)
 @click.option(
     "--width-spread-ms",
     type=float,
@@ -181,7 +238,8 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     type=float,
     default=0.0,
     show_default=True,
-    help="System clock minus true time.",
+    callback=bounded("clock-offset", -86_400_000, 86_400_000),
+    help="System clock minus true time (at most a day).",
 )
 @click.option(
     "--rate-ppm",
@@ -192,9 +250,32 @@ def decode(files: tuple[Path, ...], as_json: bool, polarity: str, decoder: str) 
     help="System-clock rate error.",
 )
 @click.option(
+    "--clock-step",
+    "clock_steps",
+    multiple=True,
+    help="AT:DELTA seconds: the system clock steps by DELTA at AT (e.g. 900:+60).",
+)
+@click.option(
+    "--spoof",
+    "spoofs",
+    multiple=True,
+    help="START:LENGTH[:shift=+1h,phase=MS,drift=MS_PER_MIN,a2]: a local transmitter.",
+)
+@click.option(
+    "--noise", "noises", multiple=True, help="START:LENGTH[:RATE]: the receiver outputs noise only."
+)
+@click.option(
+    "--format",
+    "version",
+    type=click.Choice(["v1", "v2"]),
+    default="v2",
+    show_default=True,
+    help="Edge log version (v1: system clock only; edges it cannot hold are left out).",
+)
+@click.option(
     "--truth",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the true label of every second mark (JSON Lines).",
+    help="Also write the true label of every second mark (JSON Lines; - is standard output).",
 )
 def simulate(
     start: str,
@@ -205,43 +286,96 @@ def simulate(
     leaps: tuple[str, ...],
     polarity: str,
     leap_clock: str,
+    clock_steps: tuple[str, ...],
+    spoofs: tuple[str, ...],
+    noises: tuple[str, ...],
+    version: str,
     truth: Path | None,
     **knobs: float,
 ) -> None:
-    """Write a simulated receiver's edge log (deterministic with --seed)."""
-    from dcf77shm.sources.simulate import LeapClock, SimParams
+    """Write a simulated receiver's edge log (deterministic with --seed).
+
+    The truth (--truth) is the genuine transmitter's second marks, whatever the
+    receiver heard: its label, and where its leading edge lies on the system
+    clock (sys_ns) and the steady clock (mono_ns).
+    """
+    from dcf77shm.sources.simulate import LeapClock, SimParams, truth_json
     from dcf77shm.sources.simulate import simulate as run_sim
 
-    start_s = (
-        random.Random(seed).randrange(946684800, 4102444800 - 86400)
-        if start == "random"
-        else parse_utc(start, "--start")
-    )
+    if truth is not None and str(truth) == str(output) == STDOUT:
+        raise BadInput("-o and --truth cannot both be - (standard output)")
+    # Refuse a bad output path before the work, not after it.
+    check_output(output)
+    if truth is not None:
+        check_output(truth)
+    duration_s = parse_duration(duration)
+    start_s = random_start(seed, duration_s) if start == "random" else parse_utc(start, "--start")
+    check_dcf77_range(start_s, duration_s)
     params = SimParams(
         start_s=start_s,
-        duration_s=parse_duration(duration),
+        duration_s=duration_s,
         fades=tuple(parse_fade(f) for f in fades),
         polarity=Polarity(polarity),
         leap_second_ends=frozenset(parse_leap_day(d) for d in leaps),
         leap_clock=LeapClock(leap_clock),
         seed=seed,
-        **knobs,
+        clock_steps=tuple(parse_clock_step(s) for s in clock_steps),
+        segments=(*(parse_spoof(s) for s in spoofs), *(parse_noise(s) for s in noises)),
+        delay_ms=knobs["delay_ms"],
+        jitter_ms=knobs["jitter_ms"],
+        width_bias_ms=knobs["width_bias_ms"],
+        width_spread_ms=knobs["width_spread_ms"],
+        glitch_rate=knobs["glitch_rate"],
+        glitch_ms=knobs["glitch_ms"],
+        drop_rate=knobs["drop_rate"],
+        flip_rate=knobs["flip_rate"],
+        clock_offset_ms=knobs["clock_offset_ms"],
+        rate_ppm=knobs["rate_ppm"],
     )
     result = run_sim(params)
+    edges = result.edges
+    if version == "v1":
+        # A version 1 log never goes back: edges stamped before the newest one
+        # (after a step back of the system clock) are left out, as `record` does.
+        kept, last = [], None
+        for e in edges:
+            if last is None or e.time_ns >= last:
+                kept.append(e)
+                last = e.time_ns
+        if len(kept) < len(edges):
+            click.echo(
+                f"v1: left out {len(edges) - len(kept)} edges stamped back in time", err=True
+            )
+        edges = kept
     start_iso = dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat().replace("+00:00", "Z")
     comments = [
         f"simulated by dcf77shm {__version__}: start {start_iso}, "
         + ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()) if v)
         + f", seed={seed}"
     ]
-    write_edges(output, result.edges, comments)
-    if truth is not None:
-        with truth.open("w", encoding="utf-8") as f:
+    # The truth goes to its temp file first and is renamed only once the edge
+    # log is in place: a failure leaves neither half of the pair.
+    truth_out = Output(truth) if truth is not None else None
+    try:
+        if truth_out is not None:
             for m in result.marks:
-                f.write(json.dumps({"label_s": m.label_s, "sys_ns": m.sys_ns, "bit": m.bit}) + "\n")
+                truth_out.file.write(json.dumps(truth_json(m)).encode() + b"\n")
+        write_edges(output, edges, comments, 1 if version == "v1" else 2)
+    except OSError as e:
+        if truth_out is not None:
+            truth_out.abort()
+        if isinstance(e, BrokenPipeError):
+            raise
+        raise BadInput(f"cannot write {truth}: {e.strerror or e}") from None
+    except BaseException:
+        if truth_out is not None:
+            truth_out.abort()
+        raise
+    if truth_out is not None:
+        truth_out.commit()
     click.echo(
-        f"wrote {len(result.edges)} edges, {len(result.marks)} second marks from "
-        f"{start_iso} to {output}",
+        f"wrote {len(edges)} edges, {len(result.marks)} second marks from "
+        f"{start_iso} to {'standard output' if str(output) == STDOUT else output}",
         err=True,
     )
 
@@ -253,16 +387,58 @@ for _command in (run, shm, record, monitor, status, calibrate):
 # --- entry point -------------------------------------------------------------
 
 
+# Exit status when SIGINT (Ctrl-C) or SIGTERM interrupts a command that has an
+# end of its own (decode, simulate, status, calibrate, shm status): 128 + the
+# signal, as a shell reports a killed program, after any half-written output
+# was removed.  The commands that run until stopped (run, record, monitor,
+# shm status --watch) take either signal as the way to stop: exit 0.
+INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class _Interrupts:
+    """SIGTERM raises KeyboardInterrupt like SIGINT, so that both unwind the same
+    way (temp files removed); remembers which came."""
+
+    def __init__(self) -> None:
+        self.signum = signal.SIGINT
+        self._old: dict[int, Any] = {}
+
+    def _raise(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _Interrupts:
+        with contextlib.suppress(ValueError):  # not the main thread: leave them be
+            for s in INTERRUPTED:
+                self._old[s] = signal.signal(s, self._raise)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="dcf77shm", standalone_mode=False)
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except click.ClickException as e:
-        _fail(e.format_message().replace("\n", " "), 2 if e.exit_code in (1, 2) else e.exit_code)
-    except Dcf77Error as e:
-        _fail(str(e), e.exit_status)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except BrokenPipeError:
-        sys.exit(0)
+    if argv is not None and any("\0" in a for a in argv):
+        # A real command line cannot carry one; a caller of main() can, and
+        # os.stat() inside click would raise ValueError.
+        _fail("an argument contains a NUL byte", 2)
+    with _Interrupts() as interrupts:
+        try:
+            cli.main(args=argv, prog_name="dcf77shm", standalone_mode=False)
+        except click.exceptions.Abort:
+            _fail("interrupted", INTERRUPTED[interrupts.signum])
+        except click.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                # click >= 8.2: `dcf77shm` or `dcf77shm shm` alone.  Plain help, as
+                # click 8.1 (Debian bookworm) prints it and as --help does.
+                click.echo(e.format_message())
+                sys.exit(0)
+            msg = e.format_message().replace("\n", " ")
+            _fail(msg, 2 if e.exit_code in (1, 2) else e.exit_code)
+        except Dcf77Error as e:
+            _fail(str(e), e.exit_status)
+        except KeyboardInterrupt:
+            _fail("interrupted", INTERRUPTED[interrupts.signum])
+        # A reader that went away (`| head`) is click's: it exits 1 without a
+        # word (BrokenPipeError reaches it untouched from our writers).

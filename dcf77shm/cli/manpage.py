@@ -61,6 +61,29 @@ def _section(name: str, cmd: click.Command, parent: click.Context) -> list[str]:
     return out
 
 
+EXAMPLES = [
+    ("Watch the receiver while aiming the antenna:",
+     "dcf77shm monitor \\-\\-source pigpio:17 \\-\\-bias pull\\-up"),
+    ("Record ten minutes for a bug report:",
+     "dcf77shm record \\-\\-source gpiod:gpiochip0:17 \\-o capture.edges.gz "
+     "\\-\\-duration 10m"),
+    ("Decode a recording, one line per minute:", "dcf77shm decode \\-\\-legend capture.edges.gz"),
+    ("Feed chrony's SHM unit 77 from GPIO 17 (what the service does):",
+     "dcf77shm run \\-\\-source pigpio:17 \\-\\-output shm:77"),
+    ("A simulated hour with noise, written to standard output:",
+     "dcf77shm simulate \\-\\-glitch\\-rate 0.5 \\-\\-duration 1h \\-o \\- | head"),
+    ("Every NTP SHM segment on this machine, SAFE or UNSAFE:", "dcf77shm shm status"),
+    ("The running service:", "dcf77shm status"),
+]  # fmt: skip
+
+
+def _examples() -> list[str]:
+    out = []
+    for what, command in EXAMPLES:
+        out += [".PP", roff(what), ".RS 4", ".nf", command, ".fi", ".RE"]
+    return out
+
+
 def render(cli: click.Group, date: dt.date) -> str:
     root = click.Context(cli, info_name="dcf77shm", **cli.context_settings)
     out = [
@@ -90,9 +113,23 @@ def render(cli: click.Group, date: dt.date) -> str:
         ".TP",
         ".I /run/dcf77shm/status.json",
         "The running service's counters, read by \\fBdcf77shm status\\fR.",
+        ".SH ENVIRONMENT",
+        ".TP",
+        ".B PIGPIO_ADDR",
+        "Host of the pigpiod that \\fBpigpio:\\fR\\fIGPIO\\fR connects to (default localhost). "
+        "Timestamps from another host carry the network's round-trip asymmetry: "
+        "run pigpiod locally for timekeeping.",
+        ".TP",
+        ".B PIGPIO_PORT",
+        "Its TCP port (default 8888).",
         ".SH EXIT STATUS",
         "0 success; 1 a runtime failure; 2 bad usage, input or configuration. "
-        "Every error is one line on standard error.",
+        "Every error is one line on standard error. "
+        "SIGINT (Ctrl\\-C) or SIGTERM ends \\fBrun\\fR, \\fBrecord\\fR, \\fBmonitor\\fR "
+        "and \\fBshm status \\-\\-watch\\fR cleanly with 0; any other command they "
+        "interrupt exits 130 (SIGINT) or 143 (SIGTERM), leaving no half-written output.",
+        ".SH EXAMPLES",
+        *_examples(),
         ".SH SEE ALSO",
         ".BR chronyd (8),",
         ".BR chrony.conf (5),",

@@ -5,17 +5,27 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from dcf77shm.cli.config import config_option
-from dcf77shm.cli.options import source_options
-from dcf77shm.decode.pipeline import DECODERS, DEFAULT_DECODER, Pipeline
+from dcf77shm.cli.options import (
+    build_pipeline,
+    check_source_options,
+    complete_output,
+    pipeline_options,
+    source_options,
+)
 from dcf77shm.errors import BadInput
-from dcf77shm.model import Polarity
-from dcf77shm.sinks.shm import DEFAULT_UNIT, parse_unit
+from dcf77shm.fileio import output_kind
+from dcf77shm.model import NS_PER_S, Polarity
+from dcf77shm.sinks.shm import PACKAGED_UNIT, parse_unit
+from dcf77shm.sinks.sock import PACKAGED_SOCK
+from dcf77shm.spec import ascii_int
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # Under systemd, stderr goes to journald, which stamps every line itself and
@@ -76,17 +86,14 @@ def setup_logging(verbose: int, env: Mapping[str, str] | None = None) -> None:
 
 @click.command()
 @source_options
-@click.option("--output", "output_spec", required=True, help="shm:UNIT or sock:PATH.")
 @click.option(
-    "--polarity",
-    type=click.Choice([p.value for p in Polarity]),
-    default="auto",
-    show_default=True,
-    help="Line level while the carrier is reduced; auto detects it.",
+    "--output",
+    "output_spec",
+    required=True,
+    shell_complete=complete_output,
+    help=f"shm:UNIT or sock:PATH (the packaged chrony config reads shm:{PACKAGED_UNIT}).",
 )
-@click.option(
-    "--decoder", type=click.Choice(sorted(DECODERS)), default=DEFAULT_DECODER, show_default=True
-)
+@pipeline_options
 @click.option(
     "--sim-offset-ms",
     type=float,
@@ -125,12 +132,28 @@ def setup_logging(verbose: int, env: Mapping[str, str] | None = None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write them for node_exporter's textfile collector (NAME.prom).",
 )
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the held count here, so a restart in the same boot continues it "
+    "(live sources only; the service uses /var/lib/dcf77shm/state.json).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help=f"Let sim or replay: write to the packaged shm:{PACKAGED_UNIT} or {PACKAGED_SOCK}, "
+    "the ones a production chronyd reads.",
+)
 @config_option
 def run(
     source_spec: str,
     output_spec: str,
     polarity: str,
     decoder: str,
+    jump_policy: str,
+    drift_ppm: float,
+    holdover_ppm: float,
+    leap_seconds: str,
     glitch_filter_us: int,
     bias: str,
     pace: bool,
@@ -139,6 +162,8 @@ def run(
     verbose: int,
     status_file: Path | None,
     metrics_textfile: Path | None,
+    state_file: Path | None,
+    force: bool,
     **sim: float,
 ) -> None:
     """Decode a receiver and publish its samples to chrony, until SIGTERM/SIGINT.
@@ -146,21 +171,97 @@ def run(
     A replay ends at the end of its file (as fast as possible without --pace).
     """
     from dcf77shm.service.runner import Runner
+    from dcf77shm.service.state import StateFile
     from dcf77shm.service.status import Monitor
     from dcf77shm.sinks import open_sink
     from dcf77shm.sources import open_source
 
+    scheme = source_spec.partition(":")[0]
+    check_source_options(source_spec)
+    ctx = click.get_current_context()
+    for name in sim:
+        if scheme != "sim" and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            flag = "--" + name.replace("_", "-")
+            raise BadInput(f"{flag} does nothing with --source {scheme}: it is for sim")
+    if scheme in ("sim", "replay") and not force:
+        refuse_live_output(output_spec, scheme)
+    for path in (status_file, metrics_textfile):
+        if path is not None:
+            output_kind(path)  # refuse a symlink, directory, socket at start
+    if scheme == "replay" and pace:
+        warn_if_far_from_now(source_spec.partition(":")[2])
     setup_logging(verbose)
     options: dict[str, object] = {"pace": pace, "glitch_filter_us": glitch_filter_us, "bias": bias}
-    if source_spec.partition(":")[0] == "sim":
+    if scheme == "sim":
         options.update({k.removeprefix("sim_"): v for k, v in sim.items()})
         options.update(seed=sim_seed, start=sim_start)
         if polarity != "auto":
             options["polarity"] = Polarity(polarity)
     source = open_source(source_spec, options)
     sink = open_sink(output_spec, {})
-    monitor = Monitor(source_spec, output_spec, decoder, status_file, metrics_textfile)
-    Runner(source, sink, Pipeline(Polarity(polarity), decoder), hooks=monitor).run()
+    pipeline, leaps = build_pipeline(
+        polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
+    )
+    log = logging.getLogger("dcf77shm.run")
+    state = None
+    if state_file is not None:
+        if getattr(source, "host_steady", False):
+            state = StateFile(state_file)
+            log.info("%s", state.restore(pipeline.guard))
+        else:
+            log.warning("--state-file ignored: %s has no steady clock of this host", source_spec)
+    monitor = Monitor(
+        source_spec,
+        output_spec,
+        decoder,
+        status_file,
+        metrics_textfile,
+        guard=pipeline.guard,
+        leaps=leaps,
+        state_file=state,
+    )
+    Runner(source, sink, pipeline, hooks=monitor).run()
+
+
+def refuse_live_output(output_spec: str, scheme: str) -> None:
+    """A test source must not feed the unit or socket a production chronyd reads."""
+    kind, _, arg = output_spec.partition(":")
+    live = (kind == "shm" and ascii_int(arg, 5) == PACKAGED_UNIT) or (
+        kind == "sock" and os.path.normpath(arg) == PACKAGED_SOCK
+    )
+    if live:
+        raise BadInput(
+            f"--output {output_spec} is what the packaged chrony config reads: {scheme} "
+            "samples there would steer this machine's clock; use another unit or path, "
+            "or --force if that is what you want"
+        )
+
+
+# chrony drops a refclock sample older than 2^(poll+1) s (32 s with the shipped
+# poll 4); an hour off is clearly a recording from another time.
+FAR_NS = 3600 * NS_PER_S
+
+
+def warn_if_far_from_now(path: str) -> None:
+    """`--pace` hands each edge on when the clock reaches its time: a log from the
+    past goes at once and chrony drops its samples; one from the future waits."""
+    from dcf77shm.formats.edgelog import iter_edges
+
+    first = next(iter(iter_edges(path)), None)
+    if first is None:
+        return
+    ahead_ns = first.time_ns - time.time_ns()
+    if abs(ahead_ns) <= FAR_NS:
+        return
+    h = abs(ahead_ns) / (3600 * NS_PER_S)
+    if ahead_ns < 0:
+        what = (
+            f"starts {h:.1f} h before now: --pace hands the past edges on at once, and "
+            "chrony drops samples older than 2^(poll+1) s"
+        )
+    else:
+        what = f"starts {h:.1f} h after now: --pace waits until the clock gets there"
+    click.echo(f"dcf77shm: warning: {path} {what}", err=True)
 
 
 @click.group()
@@ -169,19 +270,27 @@ def shm() -> None:
 
 
 @shm.command()
-@click.argument("unit", default=str(DEFAULT_UNIT))
+@click.argument("unit", required=False)
 @click.option("--watch", is_flag=True, help="Then print one line per new sample until Ctrl-C.")
-def status(unit: str, watch: bool) -> None:
-    """Show segment UNIT: owner, mode, size/layout, fields, last sample and its offset.
+@click.option("--legend", is_flag=True, help="Explain the columns of the list.")
+def status(unit: str | None, watch: bool, legend: bool) -> None:
+    """Without UNIT: list every NTP SHM segment (like gpsd's ntpshmmon), SAFE or
+    UNSAFE.  With UNIT: owner, mode, layout, fields, last sample and its offset.
 
-    Exit status 2 if the segment does not exist.
+    \b
+    A segment is UNSAFE when group or others may write it, or when its owner or
+    creator is neither root nor _dcf77: that user could feed chrony any time.
+    Exit status 1 if segment UNIT does not exist.
     """
     from dcf77shm.sinks import shmtools
 
-    try:
-        u = parse_unit(unit)
-    except BadInput as e:
-        raise click.BadParameter(str(e)) from None
+    if unit is None:
+        if watch:
+            raise click.UsageError("--watch needs a UNIT")
+        for line in shmtools.list_lines(legend=legend):
+            click.echo(line)
+        return
+    u = parse_unit(unit)
     for line in shmtools.status_lines(u):
         click.echo(line)
     if watch:
@@ -220,5 +329,5 @@ def adopt(config_path: Path, user: str) -> None:
         click.echo(f"{config_path}: not a valid config; nothing adopted (`dcf77shm run` says why)")
         return
     if not isinstance(output, str):
-        raise BadInput(f'{config_path}: no `output` key; add e.g. output = "shm:{DEFAULT_UNIT}"')
+        raise BadInput(f'{config_path}: no `output` key; add e.g. output = "shm:{PACKAGED_UNIT}"')
     click.echo(adopt_segment(output, user))

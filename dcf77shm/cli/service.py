@@ -9,17 +9,19 @@ from pathlib import Path
 import click
 
 from dcf77shm.errors import BadInput
+from dcf77shm.fileio import printable
 from dcf77shm.service.status import DEFAULT_STATUS_FILE
 
 
 @click.command()
 @click.option(
+    "--status-file",
     "--file",
     "path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_STATUS_FILE,
     show_default=True,
-    help="The --status-file of the running `dcf77shm run`.",
+    help="The --status-file of the running `dcf77shm run` (--file: the old name).",
 )
 @click.option("--json", "as_json", is_flag=True, help="The status file itself, one JSON object.")
 def status(path: Path, as_json: bool) -> None:
@@ -33,18 +35,32 @@ def status(path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(snap, sort_keys=True))
         return
-    for line in status_lines(snap):
+    try:
+        lines = status_lines(snap)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError) as e:
+        # read_status checked what says "a live daemon"; a file that has that
+        # but not the rest was not written by dcf77shm run.
+        raise BadInput(
+            f"{path}: not a dcf77shm status file ({type(e).__name__}: {e})".replace("\n", " ")
+        ) from None
+    for line in lines:
         click.echo(line)
+
+
+MAX_CONF_BYTES = 1024 * 1024  # a chrony drop-in is a few KB
 
 
 @click.command()
 @click.option("--refid", default="DCF", show_default=True, help="The DCF refclock's refid.")
 @click.option(
+    "--config",
     "--conf",
+    "conf",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("/etc/chrony/conf.d/dcf77shm.conf"),
     show_default=True,
-    help="chrony's file with the refclock line (its current offset is the base).",
+    help="chrony's file with the refclock line (its current offset is the base; "
+    "--conf: the old name).",
 )
 @click.option(
     "--chronyc-socket",
@@ -62,9 +78,15 @@ def calibrate(refid: str, conf: Path, chronyc_socket: Path | None) -> None:
     from dcf77shm.tools import calibrate as cb
 
     try:
-        line = cb.current_line(conf.read_text(encoding="utf-8"), refid)
-    except OSError as e:
-        raise BadInput(f"{conf}: {e.strerror}; fix: --conf FILE with the refclock line") from None
+        with conf.open("rb") as f:
+            data = f.read(MAX_CONF_BYTES + 1)  # bounded: --config may name /dev/zero
+        text = data.decode("utf-8") if len(data) <= MAX_CONF_BYTES else ""
+    except (OSError, ValueError) as e:
+        why = (e.strerror if isinstance(e, OSError) else None) or str(e)
+        raise BadInput(
+            f"{printable(conf)}: {why}; fix: --config FILE with the refclock line"
+        ) from None
+    line = cb.current_line(text, refid)
     sources = cb.parse_sources(cb.chronyc(["sources"], chronyc_socket))
     stats = cb.parse_sourcestats(cb.chronyc(["sourcestats"], chronyc_socket))
     cal = cb.compute(sources, stats, refid)

@@ -11,18 +11,29 @@ strict``).  Rules:
   a clock that runs on, or after 60 s on one whose kernel stepped back.
 * Lock needs two consecutive valid frames exactly one minute apart on an
   unbroken chain.  While locked, every in-phase mark with a valid width gets
-  the label the count gives it; a valid frame that disagrees with the count
-  drops the lock, and so do ``MAX_UNCONFIRMED`` invalid frames in a row.
+  the label the count gives it, and goes out once later marks have confirmed
+  the count (:mod:`dcf77shm.decode.confirm`); a valid frame that disagrees with
+  the count drops the lock, and so do ``MAX_UNCONFIRMED`` invalid frames in a row.
 """
 
 from __future__ import annotations
 
 from dcf77shm import timecode
+from dcf77shm.decode.confirm import Confirmation
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.guard import Missing
 from dcf77shm.decode.marks import Mark, MarkDetector
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Event, Leap, MinuteReport, Sample, StateChange
+from dcf77shm.leapsecs import LeapPolicy
+from dcf77shm.model import NS_PER_MS, NS_PER_S, Event, MinuteReport, Sample, StateChange
+
+Out = list[Event | Missing]
 
 PHASE_TOL_NS = 50 * NS_PER_MS
+# Each second waits for later seconds to confirm the count
+# (dcf77shm.decode.confirm); without a steady clock, long enough for a
+# whole-second step of the system clock to show.
+CONFIRM_STEADY_S = 2
+CONFIRM_V1_S = 25
 PHASE_LOSS_NS = 3 * NS_PER_S
 MAX_UNCONFIRMED = 5
 
@@ -30,7 +41,8 @@ MAX_UNCONFIRMED = 5
 class StrictDecoder:
     name = "strict"
 
-    def __init__(self) -> None:
+    def __init__(self, leaps: LeapPolicy | None = None) -> None:
+        self.leaps = leaps or LeapPolicy()
         self._marks = MarkDetector()
         self._last_ns: int | None = None  # last in-phase mark
         self._index: int | None = None  # its second within the minute
@@ -38,22 +50,25 @@ class StrictDecoder:
         self._prev: tuple[int, timecode.TimeCode] | None = None  # last valid frame on this chain
         self._minute_s: int | None = None  # locked: UTC minute now running
         self._leap_minute = False  # the running minute has 61 seconds
-        self._leap_flag = Leap.NONE
+        self._leap_vote = False  # A2 in this frame and the one before
         self._a2 = False
         self._a2_before = False
         self._hold = False
         self._unconfirmed = 0
         self._tentative = False
+        self._missed: int | None = None
+        self.steady = True  # the timeline is a steady clock (set by the pipeline)
+        self._confirm = Confirmation(CONFIRM_STEADY_S)
 
     # --- the decoder interface (see pipeline.Decoder) -------------------
 
-    def transition(self, tr: Transition) -> list[Event]:
+    def transition(self, tr: Transition) -> Out:
         return self._on_marks(self._marks.transition(tr))
 
-    def advance(self, now_ns: int) -> list[Event]:
+    def advance(self, now_ns: int) -> Out:
         return self._on_marks(self._marks.advance(now_ns))
 
-    def gap(self, time_ns: int, reason: str) -> list[Event]:
+    def gap(self, time_ns: int, reason: str) -> Out:
         self._marks.reset()
         return self._restart(time_ns, f"source gap: {reason}")
 
@@ -63,14 +78,18 @@ class StrictDecoder:
 
     # --- internals -------------------------------------------------------
 
-    def _on_marks(self, marks: list[Mark]) -> list[Event]:
-        out: list[Event] = []
+    def _on_marks(self, marks: list[Mark]) -> Out:
+        out: Out = []
         for m in marks:
-            out.extend(self._on_mark(m))
+            evs = self._on_mark(m)
+            if self._missed is not None:  # before the mark's own sample
+                out.append(Missing(self._missed))
+                self._missed = None
+            out.extend(evs)
         return out
 
-    def _restart(self, time_ns: int, reason: str) -> list[Event]:
-        out: list[Event] = []
+    def _restart(self, time_ns: int, reason: str) -> Out:
+        out: Out = []
         if self.locked:
             out.append(StateChange(time_ns, False, reason))
         self._last_ns = None
@@ -79,6 +98,7 @@ class StrictDecoder:
         self._prev = None
         self._minute_s = None
         self._leap_minute = False
+        self._confirm.clear()
         return out
 
     def _begin_chain(self, m: Mark) -> None:
@@ -91,7 +111,7 @@ class StrictDecoder:
         self._bits = [m.bit]
         self._tentative = True
 
-    def _on_mark(self, m: Mark) -> list[Event]:
+    def _on_mark(self, m: Mark) -> Out:
         if self._last_ns is None or self._index is None:
             self._begin_chain(m)
             return []
@@ -105,6 +125,10 @@ class StrictDecoder:
             return []  # a pulse between the seconds: ignored
         self._last_ns = m.time_ns
         new = self._index + k
+        if k >= 2 and self.locked and new not in (60, 61):
+            # A second without a pulse: without a steady clock this is also
+            # what a step of the system clock looks like (the guard decides).
+            self._missed = m.time_ns - NS_PER_S
         if self._tentative:
             if k == 2:
                 self._tentative = False
@@ -135,9 +159,9 @@ class StrictDecoder:
         self._bits.append(m.bit)
         self._index = new
 
-    def _frame_events(self, marker_ns: int) -> list[Event]:
+    def _frame_events(self, marker_ns: int) -> Out:
         """Judge the frame that ended at this marker; update the lock."""
-        out: list[Event] = []
+        out: Out = []
         bits = self._bits
         text = "".join("_" if b is None else str(b) for b in bits)
         tc: timecode.TimeCode | None = None
@@ -165,6 +189,7 @@ class StrictDecoder:
             self._enter_minute(expected, tc)
         elif tc is not None and self._prev is not None and self._prev[1].utc_s() + 60 == utc_s:
             out.append(StateChange(marker_ns, True, "two consecutive frames agree"))
+            self._confirm = Confirmation(CONFIRM_STEADY_S if self.steady else CONFIRM_V1_S)
             self._unconfirmed = 0
             self._a2_before = self._prev[1].leap_announce
             self._enter_minute(tc.utc_s(), tc)
@@ -182,27 +207,33 @@ class StrictDecoder:
         # count is not trusted until a valid frame confirms it.
         self._hold = self._leap_minute
         self._minute_s = minute_s
-        # A2 has no parity: honour it only in the last UTC hour of a month and
-        # when the previous frame said so too.
-        a2 = self._a2 and self._a2_before and timecode.in_leap_hour(minute_s)
+        # A2 has no parity: the leap-seconds list decides where it speaks;
+        # past it, A2 counts only when the previous frame said so too (and
+        # only in the last UTC hour of a month: dcf77shm.leapsecs).
+        self._leap_vote = self._a2 and self._a2_before
         self._a2_before = self._a2
-        self._leap_flag = Leap.INSERT if a2 and minute_s % 3600 else Leap.NONE
-        self._leap_minute = a2 and (minute_s + 60) % 3600 == 0
+        self._leap_minute = self.leaps.inserted_after(minute_s, self._leap_vote)
 
-    def _start_minute(self, m: Mark, out: list[Event]) -> list[Event]:
+    def _start_minute(self, m: Mark, out: Out) -> Out:
         self._index = 0
         self._bits = [m.bit]
         if not self.locked:
             tc = self._prev[1] if self._prev is not None else None
-            self._leap_minute = bool(
-                tc and tc.leap_announce and timecode.is_month_end_minute(tc.utc_s())
+            self._leap_minute = tc is not None and self.leaps.inserted_after(
+                tc.utc_s(), tc.leap_announce
             )
         return out + self._sample(m, 0)
 
-    def _sample(self, m: Mark, index: int) -> list[Event]:
-        if self._minute_s is None or self._hold or m.bit is None or index > 59:
+    def _sample(self, m: Mark, index: int) -> Out:
+        """The mark confirms the seconds waiting before it; it waits for its own."""
+        if self._minute_s is None or index > 59:
             return []
-        return [Sample(m.time_ns, (self._minute_s + index) * NS_PER_S, self._leap_flag)]
+        label = self._minute_s + index
+        match = self._confirm.observe(label, m.bit, clean=m.bit is not None)
+        if not self._hold and m.bit is not None and match >= 0:
+            leap = self.leaps.flag(label, self._leap_vote)
+            self._confirm.add(label, Sample(m.time_ns, label * NS_PER_S, leap))
+        return list(self._confirm.release(label))
 
 
 def _extra(tc: timecode.TimeCode | None) -> dict[str, object]:

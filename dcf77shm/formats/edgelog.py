@@ -1,4 +1,11 @@
-"""Edge log, version 1 (INTERFACES §1): read and write.
+"""Edge logs (INTERFACES §1): read versions 1 and 2, write version 2.
+
+Version 1 lines are ``<time_ns> <level>``: the system clock only.  Version 2
+(header ``# dcf77shm edges v2``) adds the steady clock as a third field,
+``<time_ns> <level> <mono_ns>``, so that a recording replays the way it was
+received even across a step of the system clock: ``mono_ns`` never decreases,
+``time_ns`` may (a step back).  A version 1 file's only clock is the system
+clock: it must not decrease, and a step forward in it looks like a jump.
 
 A reader refuses a bad file as a whole, with one line naming the file, the
 line number and the problem, before anything is decoded from it.
@@ -9,17 +16,21 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import itertools
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
 from dcf77shm.errors import BadInput
+from dcf77shm.fileio import Output, printable
 from dcf77shm.model import Edge
 
-HEADER = "# dcf77shm edges v1"
+HEADER_V1 = "# dcf77shm edges v1"
+HEADER_V2 = "# dcf77shm edges v2"
+HEADER = HEADER_V2
+HEADERS = {HEADER_V1: 1, HEADER_V2: 2}
 
 
 def _lines(p: Path) -> Iterator[bytes]:
@@ -42,45 +53,65 @@ def _lines(p: Path) -> Iterator[bytes]:
 
 def _scan(p: Path) -> Iterator[Edge]:
     """Parse and check an edge log line by line; BadInput on the first problem."""
-    last: int | None = None
+    last: int | None = None  # the clock that must not decrease: time (v1) or mono (v2)
+    version = 0
     lineno = 0
     for lineno, raw in enumerate(_lines(p), start=1):
-        # Fast path for the common data line: two ASCII fields, digits and 0/1.
+        # Fast path for the common data line: ASCII digits and a 0/1 level.
         parts_b = raw.split()
-        if lineno > 1 and len(parts_b) == 2 and parts_b[0].isdigit():
+        if version and len(parts_b) == version + 1 and parts_b[0].isdigit():
             lv = parts_b[1]
-            if lv == b"0" or lv == b"1":
+            mono_b = parts_b[2] if version == 2 else b"0"
+            if (lv == b"0" or lv == b"1") and mono_b.isdigit():
                 t = int(parts_b[0])
-                if last is not None and t < last:
-                    raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
-                last = t
-                yield Edge(t, 1 if lv == b"1" else 0)
+                mono = int(mono_b) if version == 2 else None
+                key = t if mono is None else mono
+                if last is not None and key < last:
+                    raise BadInput(_backwards(p, lineno, version, key, last))
+                last = key
+                yield Edge(t, 1 if lv == b"1" else 0, mono)
                 continue
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
         if lineno == 1:
-            if line != HEADER:
-                raise BadInput(f"{p}:1: missing header: the first line must be {HEADER!r}")
+            version = HEADERS.get(line, 0)
+            if not version:
+                raise BadInput(
+                    f"{p}:1: missing header: the first line must be {HEADER_V2!r} "
+                    f"(or {HEADER_V1!r})"
+                )
             continue
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) != 2:
-            raise BadInput(f"{p}:{lineno}: expected '<time_ns> <level>', got {line.strip()!r}")
-        t_s, l_s = parts
+        if len(parts) != version + 1:
+            want = "'<time_ns> <level>'" if version == 1 else "'<time_ns> <level> <mono_ns>'"
+            raise BadInput(f"{p}:{lineno}: expected {want}, got {line.strip()!r}")
+        t_s, l_s = parts[0], parts[1]
         if not _is_int(t_s):
             raise BadInput(f"{p}:{lineno}: time_ns {t_s!r} is not an integer")
         if l_s not in ("0", "1"):
             raise BadInput(f"{p}:{lineno}: level {l_s!r} is not 0 or 1")
+        mono = None
+        if version == 2:
+            if not _is_int(parts[2]):
+                raise BadInput(f"{p}:{lineno}: mono_ns {parts[2]!r} is not an integer")
+            mono = int(parts[2])
         t = int(t_s)
-        if last is not None and t < last:
-            raise BadInput(f"{p}:{lineno}: time goes backwards ({t} < previous {last})")
-        last = t
-        yield Edge(t, 1 if l_s == "1" else 0)
+        key = t if mono is None else mono
+        if last is not None and key < last:
+            raise BadInput(_backwards(p, lineno, version, key, last))
+        last = key
+        yield Edge(t, 1 if l_s == "1" else 0, mono)
     if lineno == 0:
-        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER!r}")
+        raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER_V2!r}")
+
+
+def _backwards(p: Path, lineno: int, version: int, t: int, last: int) -> str:
+    what = "time" if version == 1 else "mono_ns"
+    return f"{p}:{lineno}: {what} goes backwards ({t} < previous {last})"
 
 
 def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
@@ -104,71 +135,144 @@ def _is_int(s: str) -> bool:
     return s.isascii() and s.isdigit()
 
 
-def format_edges(edges: Iterable[Edge], comments: Iterable[str] = ()) -> Iterator[str]:
-    yield HEADER + "\n"
+def format_edges(
+    edges: Iterable[Edge], comments: Iterable[str] = (), version: int = 2
+) -> Iterator[str]:
+    yield (HEADER_V2 if version == 2 else HEADER_V1) + "\n"
     for c in comments:
         yield f"# {c}\n"
     for e in edges:
-        yield f"{e.time_ns} {e.level}\n"
+        yield format_edge(e, version)
+
+
+def format_edge(e: Edge, version: int = 2) -> str:
+    if version == 1:
+        return f"{e.time_ns} {e.level}\n"
+    if e.mono_ns is None:
+        raise ValueError("a version 2 edge log needs mono_ns on every edge")
+    return f"{e.time_ns} {e.level} {e.mono_ns}\n"
 
 
 def write_edges(
-    path: str | os.PathLike[str], edges: Iterable[Edge], comments: Iterable[str] = ()
+    path: str | os.PathLike[str],
+    edges: Iterable[Edge],
+    comments: Iterable[str] = (),
+    version: int | None = None,
 ) -> None:
-    """Write an edge log atomically (temp file + rename); gzip when the name ends in .gz."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent or Path("."))
+    """Write an edge log the safe way (:mod:`dcf77shm.fileio`: a regular file is
+    replaced atomically, a device, FIFO or ``-`` written directly, anything else
+    refused); gzip when the name ends in .gz.  BadInput when it cannot be written.
+
+    ``version`` None: 2 when the edges carry the steady clock, else 1."""
+    if version is None:
+        it = iter(edges)
+        first = next(it, None)
+        version = 1 if first is not None and first.mono_ns is None else 2
+        edges = itertools.chain([] if first is None else [first], it)
+    out = Output(path)
     try:
-        with os.fdopen(fd, "wb") as raw:
-            out = cast(
-                IO[bytes],
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if p.suffix == ".gz" else raw,
-            )
-            with io.TextIOWrapper(out, encoding="utf-8", newline="\n") as text:
-                for chunk in format_edges(edges, comments):
-                    text.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        with _text(out.file, Path(path)) as text:
+            for chunk in format_edges(edges, comments, version):
+                text.write(chunk)
+    except BaseException as e:
+        out.abort()
+        _raise_write_error(e, path)
         raise
+    out.commit()
+
+
+def _raise_write_error(e: BaseException, path: str | os.PathLike[str]) -> None:
+    """An OSError while writing as one BadInput line; a closed pipe (`| head`)
+    stays BrokenPipeError, which the CLI takes as the reader's choice."""
+    if isinstance(e, OSError) and not isinstance(e, BrokenPipeError):
+        raise BadInput(f"cannot write {printable(path)}: {e.strerror or e}") from None
+
+
+def _text(raw: IO[bytes], path: Path) -> io.TextIOWrapper:
+    """A text stream over ``raw``, through gzip for NAME.gz; closing it leaves ``raw`` open."""
+    out = cast(
+        IO[bytes],
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else _Unclosed(raw),
+    )
+    return io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+
+
+class _Unclosed(io.RawIOBase):
+    """``raw`` seen through a wrapper whose close() only flushes (sys.stdout stays open)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self._raw.write(b)
+        return len(b)
+
+    def flush(self) -> None:
+        self._raw.flush()
 
 
 class EdgeLogWriter:
     """Streaming writer for ``record``: appends edges as they come, flushes often.
 
-    Writes to ``NAME.part`` and renames on close, so an interrupted recording
-    never leaves a file that looks complete but is not.
+    A regular file is written to ``NAME.part`` and renamed on close, so an
+    interrupted recording never leaves a file that looks complete but is not;
+    a device, FIFO or ``-`` is written directly (:mod:`dcf77shm.fileio`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], comments: Iterable[str] = ()) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], comments: Iterable[str] = (), version: int = 2
+    ) -> None:
         self.path = Path(path)
-        self._part = self.path.with_name(self.path.name + ".part")
-        self._raw = self._part.open("wb")
+        self.version = version
+        self._out = Output(path, part_suffix=".part")
         self._gz: gzip.GzipFile | None = None
-        out: IO[bytes] = self._raw
-        if self.path.suffix == ".gz":
-            self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
-            out = cast(IO[bytes], self._gz)
-        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
-        for chunk in format_edges((), comments):
-            self._text.write(chunk)
+        self._text = _text(self._out.file, self.path)
+        if isinstance(self._text.buffer, gzip.GzipFile):
+            self._gz = self._text.buffer
+        self._failed = False
         self.count = 0
+        with self._guard():
+            for chunk in format_edges((), comments, version):
+                self._text.write(chunk)
+
+    @property
+    def part(self) -> Path | None:
+        """Where the edges go until :meth:`close` (None: written directly)."""
+        return self._out.temp
 
     def write(self, edge: Edge) -> None:
-        self._text.write(f"{edge.time_ns} {edge.level}\n")
+        with self._guard():
+            self._text.write(format_edge(edge, self.version))
         self.count += 1
 
     def flush(self) -> None:
-        self._text.flush()
-        if self._gz is not None:
-            self._gz.flush(zlib.Z_SYNC_FLUSH)
-        self._raw.flush()
+        with self._guard():
+            self._text.flush()
+            if self._gz is not None:
+                self._gz.flush(zlib.Z_SYNC_FLUSH)
+            self._out.file.flush()
 
     def close(self) -> None:
-        self._text.close()
-        # GzipFile does not close a file object it was handed: without this the
-        # gzip trailer may still sit in the buffer when the file is renamed.
-        self._raw.close()
-        os.replace(self._part, self.path)
+        """Finish the log: NAME.part becomes NAME.  After a write error nothing is
+        left (the error was raised then)."""
+        if self._failed:
+            return
+        # Closing the text stream writes the gzip trailer; the file itself stays
+        # open for Output, which fsyncs and renames it.
+        with self._guard():
+            self._text.close()
+        self._out.commit()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as e:
+            if isinstance(e, OSError):  # disk full, /dev/full, a closed pipe
+                self._failed = True
+                self._out.abort()
+                _raise_write_error(e, self.path)
+            raise

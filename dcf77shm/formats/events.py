@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dcf77shm.model import NS_PER_S, Event, MinuteReport, Sample, StateChange
+from dcf77shm.model import NS_PER_S, Alarm, Event, MinuteReport, Sample, StateChange, Withheld
 
 
 def utc_minute(utc_s: int | None) -> str | None:
@@ -18,19 +18,27 @@ def utc_minute(utc_s: int | None) -> str | None:
 
 def iso_ns(t_ns: int) -> str:
     s, ns = divmod(t_ns, NS_PER_S)
-    return (
-        dt.datetime.fromtimestamp(s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
-    )
+    try:
+        day = dt.datetime.fromtimestamp(s, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a garbage segment, a hostile log
+        return f"{s} s since 1970 (not a date)"
+    return day + f".{ns // 1000:06d}Z"
+
+
+def _sample_json(s: Sample) -> dict[str, object]:
+    d: dict[str, object] = {"receive_ns": s.receive_ns, "clock_ns": s.clock_ns, "leap": int(s.leap)}
+    if s.mono_ns is not None:
+        d["mono_ns"] = s.mono_ns
+    return d
 
 
 def to_json(ev: Event) -> dict[str, object]:
     if isinstance(ev, Sample):
-        return {
-            "type": "sample",
-            "receive_ns": ev.receive_ns,
-            "clock_ns": ev.clock_ns,
-            "leap": int(ev.leap),
-        }
+        return {"type": "sample", **_sample_json(ev)}
+    if isinstance(ev, Withheld):
+        return {"type": "withheld", **_sample_json(ev.sample), "reason": ev.reason.value}
+    if isinstance(ev, Alarm):
+        return {"type": "alarm", "kind": ev.kind.value, "time_ns": ev.time_ns, "detail": ev.detail}
     if isinstance(ev, MinuteReport):
         d: dict[str, object] = {
             "type": "minute",
@@ -47,9 +55,10 @@ def to_json(ev: Event) -> dict[str, object]:
 
 def json_line(ev: Event) -> str:
     if isinstance(ev, Sample):  # the hot path: one per second
+        mono = "" if ev.mono_ns is None else f', "mono_ns": {ev.mono_ns}'
         return (
             f'{{"type": "sample", "receive_ns": {ev.receive_ns}, '
-            f'"clock_ns": {ev.clock_ns}, "leap": {int(ev.leap)}}}'
+            f'"clock_ns": {ev.clock_ns}, "leap": {int(ev.leap)}{mono}}}'
         )
     return json.dumps(to_json(ev), separators=(", ", ": "))
 
@@ -66,6 +75,8 @@ class Summary:
     first_edge_ns: int | None = None
     locks: int = 0
     unlocks: int = 0
+    withheld: Counter[str] = field(default_factory=Counter)
+    alarms: list[Alarm] = field(default_factory=list)
     _minute_samples: int = 0
 
     def add(self, ev: Event) -> None:
@@ -85,6 +96,10 @@ class Summary:
                 self.locks += 1
             else:
                 self.unlocks += 1
+        elif isinstance(ev, Withheld):
+            self.withheld[ev.reason.value] += 1
+        else:
+            self.alarms.append(ev)
 
     def take_minute_samples(self) -> int:
         n, self._minute_samples = self._minute_samples, 0
@@ -99,6 +114,11 @@ class Summary:
             reasons = ", ".join(f"{r} {n}" for r, n in self.rejected.most_common())
             out.append(f"rejected by reason: {reasons}")
         out.append(f"samples: {self.samples}; locks: {self.locks}, lock losses: {self.unlocks}")
+        if self.withheld:
+            reasons = ", ".join(f"{r} {n}" for r, n in self.withheld.most_common())
+            out.append(f"withheld: {sum(self.withheld.values())} ({reasons})")
+        for a in self.alarms:
+            out.append(f"ALARM {a.kind.value} at {iso_ns(a.time_ns)}: {a.detail}")
         if self.first_sample is not None:
             s = self.first_sample
             after = ""

@@ -1,8 +1,9 @@
 """The ``run`` loop: source -> pipeline -> sample check -> sink.
 
 Sample validation lives here, once, in front of every sink (chrony's
-shared-layer rule); a sink only writes.  Every dropped sample gets a one-line
-reason at debug level.
+shared-layer rule); a sink only writes.  Every dropped sample gets a typed
+reason (:class:`~dcf77shm.model.DropReason`, one counter each) and a one-line
+debug message; every alarm of the pipeline's guard is one WARNING line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ from types import FrameType
 
 from dcf77shm.decode.pipeline import Pipeline
 from dcf77shm.formats.events import iso_ns, utc_minute
-from dcf77shm.model import NS_PER_S, Leap, MinuteReport, Sample, StateChange
+from dcf77shm.model import (
+    NS_PER_S,
+    Alarm,
+    AlarmKind,
+    DropReason,
+    Event,
+    Leap,
+    MinuteReport,
+    Sample,
+    StateChange,
+    Withheld,
+)
 from dcf77shm.sinks import Sink
 from dcf77shm.sources import Source
 
@@ -28,28 +40,45 @@ READ_TIMEOUT_S = 0.2
 # off and needs the step), so only an impossible one is refused: more than
 # ~136 years is beyond NTP's era.
 MAX_OFFSET_NS = 2**32 * NS_PER_S
+# chrony drops refclock samples older than 2^(poll+1) s: 32 s with the shipped
+# poll 4.  One that old is not handed on (and is counted as too old).
+MAX_AGE_NS = 30 * NS_PER_S
 
 
 class SampleCheck:
     """The safety net before the sink: drop what can only be a bug, with a reason."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_age_ns: int | None = MAX_AGE_NS) -> None:
         self._last: Sample | None = None
+        self.max_age_ns = max_age_ns
 
-    def reason(self, s: Sample, now_ns: int | None = None) -> str | None:
+    def reason(self, s: Sample, now_ns: int | None = None) -> tuple[DropReason, str] | None:
         if s.clock_ns % NS_PER_S:
-            return f"clock time {s.clock_ns} ns is not a whole second"
+            return DropReason.NOT_WHOLE_SECOND, f"clock time {s.clock_ns} ns is not a whole second"
         if s.leap not in (Leap.NONE, Leap.INSERT, Leap.DELETE):
-            return f"bad leap indicator {s.leap!r}"
+            return DropReason.BAD_LEAP, f"bad leap indicator {s.leap!r}"
         if abs(s.offset_ns) >= MAX_OFFSET_NS:
-            return f"offset {s.offset_ns / NS_PER_S:.0f} s is beyond any clock"
+            return (
+                DropReason.OFFSET_RANGE,
+                f"offset {s.offset_ns / NS_PER_S:.0f} s is beyond any clock",
+            )
         if now_ns is not None and s.receive_ns > now_ns + NS_PER_S:
             # chrony refuses a sample from the future; a source stamping
             # edges ahead of the clock is broken (or an unpaced replay).
-            return f"receive time {iso_ns(s.receive_ns)} is in the future"
+            return DropReason.FUTURE, f"receive time {iso_ns(s.receive_ns)} is in the future"
+        if (
+            now_ns is not None
+            and self.max_age_ns is not None
+            and now_ns - s.receive_ns > self.max_age_ns
+        ):
+            age = (now_ns - s.receive_ns) / NS_PER_S
+            return DropReason.TOO_OLD, f"received {age:.1f} s ago: chrony would drop it"
         last = self._last
         if last is not None and (s.receive_ns <= last.receive_ns or s.clock_ns <= last.clock_ns):
-            return f"not after the previous sample ({iso_ns(last.clock_ns)})"
+            return (
+                DropReason.NOT_MONOTONIC,
+                f"not after the previous sample ({iso_ns(last.clock_ns)})",
+            )
         self._last = s
         return None
 
@@ -67,7 +96,9 @@ class RunHooks:
 
     def published(self, s: Sample) -> None: ...
 
-    def dropped(self, s: Sample, why: str) -> None: ...
+    def dropped(self, s: Sample, reason: DropReason) -> None: ...
+
+    def alarm_raised(self, ev: Alarm) -> None: ...
 
     def minute(self, ev: MinuteReport) -> None: ...
 
@@ -109,6 +140,12 @@ class Runner:
 
     def run(self) -> RunStats:
         """Until the source ends or SIGTERM/SIGINT; closes sink and source."""
+        live = getattr(self.source, "live", True)
+        if not live:
+            # A replay as fast as it goes: its times are not now, and chrony's
+            # age limit is not ours to apply.
+            self.check.max_age_ns = None
+        mono_clock = getattr(self.source, "mono_clock", None)
         old = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.source.open()
@@ -126,7 +163,8 @@ class Runner:
                 if not items:
                     # No edge for a while: let the decoder decide the marks
                     # whose window has passed now, not at the next edge.
-                    self._handle(self.pipeline.advance(self._clock()))
+                    mono = mono_clock() if mono_clock is not None else None
+                    self._handle(self.pipeline.advance(self._clock(), mono))
             if self._stop:
                 log.info("stopping on %s", self._stop)
         finally:
@@ -145,10 +183,16 @@ class Runner:
         )
         return st
 
-    def _handle(self, events: list[Sample | MinuteReport | StateChange]) -> None:
+    def _handle(self, events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, Sample):
                 self._publish(ev)
+            elif isinstance(ev, Withheld):
+                self._drop(ev.sample, ev.reason, "withheld by the guard")
+            elif isinstance(ev, Alarm):
+                self.hooks.alarm_raised(ev)
+                level = logging.INFO if ev.kind is AlarmKind.RECOVERED else logging.WARNING
+                log.log(level, "%s: %s", ev.kind.value.upper().replace("_", " "), ev.detail)
             elif isinstance(ev, MinuteReport):
                 self.hooks.minute(ev)
                 if ev.ok:
@@ -166,19 +210,20 @@ class Runner:
                 self.stats.locked = ev.locked
                 log.info("%s: %s", "LOCK" if ev.locked else "UNLOCK", ev.reason)
 
+    def _drop(self, s: Sample, reason: DropReason, why: str) -> None:
+        self.hooks.dropped(s, reason)
+        self.stats.dropped += 1
+        log.debug("sample %s dropped (%s): %s", iso_ns(s.clock_ns), reason.value, why)
+
     def _publish(self, s: Sample) -> None:
-        why = self.check.reason(s, self._clock())
-        if why is not None:
-            self.hooks.dropped(s, why)
-            self.stats.dropped += 1
-            log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), why)
+        found = self.check.reason(s, self._clock())
+        if found is not None:
+            self._drop(s, *found)
             return
         try:
             self.sink.publish(s)
         except ValueError as e:  # a time the sink's format cannot hold (32-bit time_t)
-            self.hooks.dropped(s, str(e))
-            self.stats.dropped += 1
-            log.debug("sample %s dropped: %s", iso_ns(s.clock_ns), e)
+            self._drop(s, DropReason.SINK_REFUSED, str(e))
             return
         self.stats.published += 1
         self.hooks.published(s)

@@ -27,37 +27,25 @@ from pathlib import Path
 from typing import Any
 
 from dcf77shm import __version__
-from dcf77shm.errors import RuntimeFailure
+from dcf77shm.decode.guard import Guard, GuardState
+from dcf77shm.errors import BadInput, Dcf77Error, RuntimeFailure
+from dcf77shm.fileio import open_output, printable
 from dcf77shm.formats.events import iso_ns
-from dcf77shm.model import NS_PER_S, MinuteReport, Sample, StateChange
+from dcf77shm.leapsecs import LeapTable
+from dcf77shm.model import NS_PER_S, Alarm, AlarmKind, DropReason, MinuteReport, Sample, StateChange
 from dcf77shm.service.notify import Notifier
 from dcf77shm.service.runner import RunHooks
+from dcf77shm.service.state import StateFile
 
 log = logging.getLogger("dcf77shm.service.status")
 
 DEFAULT_STATUS_FILE = Path("/run/dcf77shm/status.json")
 WRITE_EVERY_NS = NS_PER_S
+SAVE_EVERY_NS = 60 * NS_PER_S  # the held count, for a restart (dcf77shm.service.state)
 # Written every second: older than this and the writer is gone (killed -9,
 # hung: the watchdog would restart it within WatchdogSec=30).
 STALE_NS = 10 * NS_PER_S
 FORMAT = 1
-
-# The daemon's drop reasons are sentences with times in them; counters need a
-# small fixed set of names (one Prometheus series each).
-_DROP_KINDS = [
-    ("not a whole second", "not_whole_second"),
-    ("bad leap", "bad_leap"),
-    ("is beyond any clock", "offset_range"),
-    ("in the future", "future"),
-    ("not after the previous", "not_monotonic"),
-]
-
-
-def drop_kind(why: str) -> str:
-    for text, kind in _DROP_KINDS:
-        if text in why:
-            return kind
-    return "sink_refused"  # the sink's ValueError: a time its format cannot hold
 
 
 def _label(text: str) -> str:
@@ -82,6 +70,9 @@ class Monitor(RunHooks):
         notifier: Notifier | None = None,
         clock: Callable[[], int] = time.time_ns,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        guard: Guard | None = None,
+        leaps: LeapTable | None = None,
+        state_file: StateFile | None = None,
     ) -> None:
         self.source, self.output, self.decoder = source, output, decoder
         self.status_file, self.metrics_file = status_file, metrics_file
@@ -96,6 +87,12 @@ class Monitor(RunHooks):
         self.locks = self.unlocks = 0
         self.lock_reason = "waiting for the first valid minute"
         self.last: LastSample | None = None
+        self.guard = guard
+        self.leaps = leaps
+        self.state_file = state_file
+        self._next_save_ns: int | None = None
+        self.alarm: Alarm | None = None  # the newest alarm not yet recovered from
+        self.alarms: Counter[str] = Counter()
         self.running = True
         self._next_write_ns: int | None = None
         self._write_failed: set[Path] = set()
@@ -103,6 +100,15 @@ class Monitor(RunHooks):
     # --- RunHooks ---------------------------------------------------------------
 
     def attached(self) -> None:
+        leaps = self.leaps
+        if leaps is None:
+            log.warning(
+                "no leap-seconds list: A2 is honoured by the old rule (two frames in a row)"
+            )
+        elif leaps.expired(self._clock() // NS_PER_S):
+            log.warning(
+                "%s has expired: A2 is honoured by the old rule; update tzdata", leaps.describe()
+            )
         self.notifier.ready(self.status_line())
         self.write()
 
@@ -113,13 +119,23 @@ class Monitor(RunHooks):
             self._next_write_ns = now + WRITE_EVERY_NS
             self.notifier.status(self.status_line())
             self.write()
+        due = self._next_save_ns is None or now >= self._next_save_ns
+        if self.state_file is not None and self.guard is not None and due:
+            self._next_save_ns = now + SAVE_EVERY_NS
+            self.state_file.save(self.guard)
 
     def published(self, s: Sample) -> None:
         self.published_n += 1
         self.last = LastSample(s.clock_ns, s.receive_ns, s.offset_ns)
 
-    def dropped(self, s: Sample, why: str) -> None:
-        self.drops[drop_kind(why)] += 1
+    def dropped(self, s: Sample, reason: DropReason) -> None:
+        self.drops[reason.value] += 1
+
+    def alarm_raised(self, ev: Alarm) -> None:
+        self.alarms[ev.kind.value] += 1
+        self.alarm = None if ev.kind is AlarmKind.RECOVERED else ev
+        # Say it now, not at the next tick: systemctl status shows STATUS=.
+        self.notifier.status(self.status_line())
 
     def minute(self, ev: MinuteReport) -> None:
         if ev.ok:
@@ -137,6 +153,8 @@ class Monitor(RunHooks):
 
     def stopped(self) -> None:
         self.running = False
+        if self.state_file is not None and self.guard is not None:
+            self.state_file.save(self.guard)
         # The last word in `systemctl status`, however short the run was.
         self.notifier.status(self.status_line())
         self.notifier.stopping()
@@ -148,6 +166,8 @@ class Monitor(RunHooks):
     def status_line(self) -> str:
         """systemd's STATUS= (shown by `systemctl status`): lock state, last second."""
         state = "locked" if self.locked else f"no lock ({self.lock_reason})"
+        if self.alarm is not None:
+            state = f"{self.alarm.kind.value.upper()}: {self.alarm.detail}; {state}"
         if self.last is None:
             return f"{state}; no sample published yet"
         return (
@@ -175,6 +195,22 @@ class Monitor(RunHooks):
             "samples_dropped": dict(sorted(self.drops.items())),
             "minutes_valid": self.minutes_valid,
             "minutes_rejected": dict(sorted(self.rejects.items())),
+            "guard": self.guard.state.value if self.guard is not None else None,
+            "alarm": None
+            if self.alarm is None
+            else {
+                "kind": self.alarm.kind.value,
+                "time_ns": self.alarm.time_ns,
+                "detail": self.alarm.detail,
+            },
+            "alarms": dict(sorted(self.alarms.items())),
+            "leap_list": None
+            if self.leaps is None
+            else {
+                "source": self.leaps.source,
+                "expires_ns": self.leaps.expires_s * NS_PER_S,
+                "expired": self.leaps.expired(self._clock() // NS_PER_S),
+            },
             "last_sample": None
             if last is None
             else {
@@ -192,15 +228,16 @@ class Monitor(RunHooks):
             self._atomic(self.metrics_file, prometheus_text(snap))
 
     def _atomic(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as e:
+            # A regular file renamed into place, never through a symlink; a FIFO
+            # only while someone reads it (the clock must not wait for a reader).
+            with open_output(path, wait=False) as f:
+                f.write(text.encode("utf-8"))
+        except Dcf77Error as e:
             # Observability must never stop the clock: warn once per file.
             if path not in self._write_failed:
                 self._write_failed.add(path)
-                log.warning("cannot write %s: %s (samples are still published)", path, e)
+                log.warning("%s (samples are still published)", e)
             return
         self._write_failed.discard(path)
 
@@ -240,6 +277,41 @@ def prometheus_text(snap: dict[str, Any]) -> str:
         [(f'{{reason="{k}"}}', v) for k, v in snap["samples_dropped"].items()],
     )
     family(
+        "alarms_total",
+        "counter",
+        "Alarms raised by the held count (jump, drift, clock_step, recovered, ...).",
+        [(f'{{kind="{k}"}}', v) for k, v in snap.get("alarms", {}).items()],
+    )
+    alarm = snap.get("alarm")
+    family(
+        "alarm",
+        "gauge",
+        "1 while an alarm is open (a jump refused, drift): publishing has stopped.",
+        [(f'{{kind="{k.value}"}}', int(alarm is not None and alarm["kind"] == k.value))
+         for k in (AlarmKind.JUMP, AlarmKind.DRIFT)],
+    )  # fmt: skip
+    if snap.get("guard") is not None:
+        family(
+            "guard_state",
+            "gauge",
+            "The held count's state (1 for the current one).",
+            [(f'{{state="{st.value}"}}', int(snap["guard"] == st.value)) for st in GuardState],
+        )
+    leap_list = snap.get("leap_list")
+    if leap_list is not None:
+        family(
+            "leap_list_expiry_timestamp_seconds",
+            "gauge",
+            "Until when the leap-seconds list is authoritative (tzdata).",
+            [("", leap_list["expires_ns"] / NS_PER_S)],
+        )
+        family(
+            "leap_list_expired",
+            "gauge",
+            "1 when the leap-seconds list has expired: A2 is honoured by the old rule.",
+            [("", int(leap_list["expired"]))],
+        )
+    family(
         "minutes_rejected_reasons_total",
         "counter",
         "Failed checks of rejected frames (a frame can fail several).",
@@ -265,23 +337,39 @@ def prometheus_text(snap: dict[str, Any]) -> str:
 # --- reading (dcf77shm status) ---------------------------------------------------
 
 
+MAX_STATUS_BYTES = 1024 * 1024  # a real one is under 2 KB
+
+
 def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
-    """The status file, or RuntimeFailure (one line) when no live daemon wrote it."""
+    """The status file, or RuntimeFailure (one line) when no live daemon wrote it;
+    BadInput when the file is not a status file at all."""
     try:
-        snap = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:  # bounded: --file may name anything
+            data = f.read(MAX_STATUS_BYTES + 1)
     except FileNotFoundError:
         raise RuntimeFailure(
             f"{path}: no status file; dcf77shm is not running "
             "(`systemctl status dcf77shm`), or runs without --status-file"
         ) from None
-    except (OSError, ValueError) as e:
-        raise RuntimeFailure(f"{path}: cannot read the status file: {e}") from None
-    if not isinstance(snap, dict) or snap.get("format") != FORMAT:
-        raise RuntimeFailure(f"{path}: not a dcf77shm status file (format {FORMAT})")
+    except OSError as e:
+        raise RuntimeFailure(f"{path}: cannot read the status file: {e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte in the path
+        raise BadInput(f"{printable(path)}: not a usable path: {e}") from None
+    try:
+        snap = json.loads(data) if len(data) <= MAX_STATUS_BYTES else None
+    except (ValueError, RecursionError):
+        snap = None
+    if (
+        not isinstance(snap, dict)
+        or snap.get("format") != FORMAT
+        or not isinstance(snap.get("running"), bool)
+        or not all(_is_int(snap.get(k)) for k in ("pid", "started_ns", "updated_ns"))
+    ):
+        raise BadInput(f"{path}: not a dcf77shm status file (format {FORMAT})")
     now = time.time_ns() if now_ns is None else now_ns
     if not snap["running"]:
         raise RuntimeFailure(
-            f"{path}: dcf77shm stopped at {iso_ns(snap['updated_ns'])}; "
+            f"{path}: dcf77shm stopped at {_when(snap['updated_ns'])}; "
             "`systemctl start dcf77shm` or `journalctl -u dcf77shm` for why"
         )
     age_ns = now - snap["updated_ns"]
@@ -291,6 +379,17 @@ def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
             "dcf77shm is hung or was killed: `systemctl restart dcf77shm`"
         )
     return snap
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _when(t_ns: int) -> str:
+    try:
+        return iso_ns(t_ns)
+    except (OverflowError, OSError, ValueError):
+        return f"{t_ns} ns (not a date)"
 
 
 def status_lines(snap: dict[str, Any], now_ns: int | None = None) -> list[str]:
@@ -304,6 +403,19 @@ def status_lines(snap: dict[str, Any], now_ns: int | None = None) -> list[str]:
         + ("locked" if snap["locked"] else f"no lock ({snap['lock_reason']})")
         + f"; {snap['locks']} locks, {snap['unlocks']} losses",
     ]
+    if snap.get("guard") is not None:
+        lines.append(f"count:    {snap['guard']} " + _counts(snap.get("alarms", {}), "alarms"))
+    alarm = snap.get("alarm")
+    if alarm is not None:
+        lines.append(
+            f"ALARM:    {alarm['kind'].upper()} since {iso_ns(alarm['time_ns'])}: {alarm['detail']}"
+        )
+    leap_list = snap.get("leap_list")
+    if leap_list is not None and leap_list["expired"]:
+        lines.append(
+            f"leaps:    {leap_list['source']} expired {iso_ns(leap_list['expires_ns'])[:10]}: "
+            "A2 is honoured by the old rule; update tzdata"
+        )
     last = snap["last_sample"]
     if last is None:
         lines.append("last:     no sample published yet")

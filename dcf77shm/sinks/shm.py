@@ -7,18 +7,33 @@ attaches to it.  Either way works when dcf77shm runs as root; otherwise start
 dcf77shm before chronyd, so the segment is ours and chronyd (root) can still
 read it.  The segment is never removed: chronyd may be attached to it.
 
-Default unit 77: gpsd claims units 0-7 (NTP0..NTP7, two per device), and a
-unit of its own means a gpsd on the same machine never writes into our
-segment.  Two writers on one unit would hand chrony a mix of two clocks, so
-a count that moved without us is reported (``foreign_writes``).
+The packaged unit is 77 (chrony/dcf77shm.conf): gpsd claims units 0-7
+(NTP0..NTP7, two per device), and a unit of its own means a gpsd on the same
+machine never writes into our segment.  No unit is implied: ``shm:`` without
+one is refused, since a slip would send a test's samples into the live unit.
+
+Two writers on one unit would hand chrony a mix of two clocks, so a count
+that moved without us is reported (``foreign_writes``).
+
+A segment anyone else can write is a way for any local user to set the time
+of every machine this server serves: the key is predictable and SHM has no
+authentication.  So an existing segment is used only when it is safe: not
+group- or other-writable, and owned *and created* by root or by us (the
+creator of a System V segment may change its mode and owner at any time).
+Otherwise ``open`` refuses with the fix.  While running, the segment is
+looked up again every ``RECHECK_S``: if another segment took its key (an
+``ipcrm`` and a chronyd restart) the sink attaches to the new one, and if the
+segment became unsafe it stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pwd
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +42,17 @@ import sysv_ipc
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import Sample
 from dcf77shm.sinks import shmstruct as st
+from dcf77shm.spec import ascii_int
 
 log = logging.getLogger("dcf77shm.shm")
 
-DEFAULT_UNIT = 77
+# The unit of the shipped `refclock SHM 77` line (chrony/dcf77shm.conf; a test
+# keeps the two equal): the one a production chronyd reads.
+PACKAGED_UNIT = 77
 # 2^-10 s ~ 1 ms: the leading-edge jitter of a good DCF77 AM receiver.  chrony
 # ignores this field (its refclock `precision` option counts); ntpd reads it.
 DEFAULT_PRECISION = -10
+RECHECK_S = 10
 
 
 def key_for(unit: int) -> int:
@@ -41,11 +60,16 @@ def key_for(unit: int) -> int:
 
 
 def parse_unit(arg: str) -> int:
+    """``shm:UNIT``'s UNIT: ASCII digits (str.isdigit also takes '²' and '٣'), 0-65535."""
     if arg == "":
-        return DEFAULT_UNIT
-    if not arg.isdigit() or int(arg) > 65535:
-        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{DEFAULT_UNIT}")
-    return int(arg)
+        raise BadInput(
+            f"shm needs a unit: shm:UNIT, the number of chrony's `refclock SHM UNIT` line "
+            f"(the packaged one is shm:{PACKAGED_UNIT})"
+        )
+    unit = ascii_int(arg, 5)
+    if unit is None or unit > 65535:
+        raise BadInput(f"bad SHM unit {arg!r}: use a number 0-65535, as in shm:{PACKAGED_UNIT}")
+    return unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,35 +82,84 @@ class SegmentInfo:
     size: int
     nattch: int
     uid: int
+    cuid: int  # the creator: IPC_SET may change the owner, never this
 
     @property
     def owner(self) -> str:
-        try:
-            return f"{pwd.getpwuid(self.uid).pw_name} (uid {self.uid})"
-        except KeyError:
-            return f"uid {self.uid}"
+        return user_name(self.uid)
 
     def describe(self) -> str:
-        return f"owner {self.owner}, mode {self.mode:04o}, {self.size} bytes"
+        creator = "" if self.cuid == self.uid else f", created by {user_name(self.cuid)}"
+        return f"owner {self.owner}{creator}, mode {self.mode:04o}, {self.size} bytes"
+
+    def unsafe_reasons(self, trusted: Iterable[int]) -> list[str]:
+        """Why another local user could write samples into this segment (none: safe).
+
+        Write permission for group or others; an owner other than root or a
+        trusted user (the owner may change the mode); a creator other than them
+        (the creator keeps that right whoever the owner becomes)."""
+        ok = {0, *trusted}
+        out = []
+        if self.mode & 0o022:
+            who = "/".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if self.mode & bit)
+            out.append(f"writable by {who} (mode {self.mode:04o})")
+        if self.uid not in ok:
+            out.append(f"owner {user_name(self.uid)}")
+        if self.cuid not in ok and self.cuid != self.uid:
+            out.append(f"creator {user_name(self.cuid)}")
+        return out
+
+    def unsafe(self, trusted: Iterable[int]) -> str | None:
+        reasons = self.unsafe_reasons(trusted)
+        return ", ".join(reasons) if reasons else None
 
 
-def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+SERVICE_USER = "_dcf77"  # the packaged service's system user (systemd/dcf77shm.sysusers)
+
+
+def trusted_uids(me: bool = True) -> frozenset[int]:
+    """Who may own or have created a segment: root, the service user and (``me``)
+    whoever runs this."""
+    out = {0, os.geteuid()} if me else {0}
+    with contextlib.suppress(KeyError):
+        out.add(pwd.getpwnam(SERVICE_USER).pw_uid)
+    return frozenset(out)
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
+    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
     try:
         lines = proc.read_text().splitlines()[1:]
     except OSError:
-        return None
+        return []
+    out = []
     for line in lines:
+        # key shmid perms size cpid lpid nattch uid gid cuid ...; perms is octal
+        # and may carry SHM_DEST/SHM_LOCKED bits above 0777
         f = line.split()
-        if len(f) >= 8 and int(f[0]) == key:
-            # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
-            return SegmentInfo(
-                key, int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7])
-            )
-    return None
+        if len(f) >= 10:
+            out.append(
+                SegmentInfo(
+                    int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]),
+                    int(f[9]),
+                )
+            )  # fmt: skip
+    return out
+
+
+def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
+    return next((s for s in segments(proc) if s.key == key), None)
 
 
 class ShmSink:
-    def __init__(self, unit: int = DEFAULT_UNIT, precision: int = DEFAULT_PRECISION) -> None:
+    def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
         self.key = key_for(unit)
         self.precision = precision
@@ -95,6 +168,8 @@ class ShmSink:
         self.foreign_writes = 0
         self._mem: sysv_ipc.SharedMemory | None = None
         self._count = 0
+        self._shmid: int | None = None
+        self._published = 0
 
     @classmethod
     def from_spec(cls, arg: str, options: Mapping[str, object]) -> ShmSink:
@@ -105,6 +180,16 @@ class ShmSink:
 
     def open(self) -> None:
         mem = self._attach()
+        info = segment_info(self.key)
+        why = None if info is None else info.unsafe(trusted_uids())
+        if why is not None:
+            mem.detach()
+            raise RuntimeFailure(
+                f"{self.description}: refusing an unsafe segment: {why} ({self._info()}); "
+                f"fix: stop chronyd and dcf77shm, `ipcrm -M {self.key:#x}`, start dcf77shm "
+                "then chronyd (as root, `dcf77shm shm adopt` removes it if nothing is attached)"
+            )
+        self._shmid = mem.id
         layout = st.Layout.from_size(mem.size)
         if layout is None:
             mem.detach()
@@ -145,7 +230,34 @@ class ShmSink:
         info = segment_info(self.key)
         return info.describe() if info else "segment not listed in /proc/sysvipc/shm"
 
+    def _recheck(self) -> None:
+        """Is the segment we write still the one at the key, and still safe?"""
+        info = segment_info(self.key)
+        if info is not None and info.shmid == self._shmid:
+            why = info.unsafe(trusted_uids())
+            if why is not None:
+                raise RuntimeFailure(
+                    f"{self.description}: the segment became unsafe: {why}; stopping "
+                    f"(fix: `ipcrm -M {self.key:#x}`, restart dcf77shm, then chronyd)"
+                )
+            return
+        # Removed (ipcrm) and perhaps made anew by a restarted chronyd: what we
+        # wrote no longer reaches it.  Attach to what is at the key now.
+        log.warning(
+            "%s: the segment was replaced (shmid %s -> %s); attaching to the new one",
+            self.description,
+            self._shmid,
+            "none" if info is None else info.shmid,
+        )
+        old, self._mem = self._mem, None
+        if old is not None:
+            old.detach()
+        self.open()
+
     def publish(self, sample: Sample) -> None:
+        if self._mem is not None and self._published % RECHECK_S == 0:
+            self._recheck()
+        self._published += 1
         mem, layout = self._mem, self.layout
         if mem is None or layout is None:
             raise RuntimeFailure(f"{self.description}: publish before open")

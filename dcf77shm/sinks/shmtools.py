@@ -1,5 +1,5 @@
-"""Tools for NTP SHM segments: ``shm status`` (what a segment holds, like gpsd's
-ntpshmmon) and ``shm adopt`` (hand an existing segment to the service user).
+"""Tools for NTP SHM segments: ``shm status`` (every NTP segment, or what one
+holds, like gpsd's ntpshmmon) and ``shm adopt`` (hand an existing segment to the service user).
 
 ``status`` attaches read-only, so it never disturbs chrony or the writer.
 
@@ -16,6 +16,7 @@ and, as root, still reads it.
 
 from __future__ import annotations
 
+import contextlib
 import pwd
 import time
 from collections.abc import Callable, Iterator
@@ -26,14 +27,27 @@ from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.formats.events import iso_ns
 from dcf77shm.model import NS_PER_S
 from dcf77shm.sinks import shmstruct as st
-from dcf77shm.sinks.shm import SegmentInfo, key_for, parse_unit, segment_info
+from dcf77shm.sinks.shm import (
+    SERVICE_USER,
+    SegmentInfo,
+    key_for,
+    parse_unit,
+    segment_info,
+    segments,
+    trusted_uids,
+    user_name,
+)
+
+# chrony's `refclock SHM UNIT` takes any unit; ntpd and gpsd use 0-255.
+MAX_UNIT = 65535
 
 
 def _open(unit: int) -> tuple[SegmentInfo, sysv_ipc.SharedMemory, st.Layout | None]:
     key = key_for(unit)
     info = segment_info(key)
     if info is None:
-        raise BadInput(
+        # A state, not a usage error: exit 1, as `status` when nothing runs.
+        raise RuntimeFailure(
             f"shm:{unit} (key {key:#x}) does not exist; chronyd creates it when its "
             f"configuration has `refclock SHM {unit}`, dcf77shm run when it writes to it"
         )
@@ -66,8 +80,15 @@ def status_lines(unit: int) -> list[str]:
         t = st.unpack(mem.read(layout.value), layout)
     finally:
         mem.detach()
+    why = info.unsafe(trusted_uids(me=False))
     lines = [
         head + f"{layout.time_bits}-bit time_t layout",
+        f"creator  {user_name(info.cuid)}; "
+        + (
+            f"UNSAFE: {why}: another local user can write the time chrony reads"
+            if why
+            else f"SAFE (only root or {SERVICE_USER})"
+        ),
         f"mode {t.mode}  count {t.count}  valid {t.valid}  leap {t.leap}  "
         f"precision {t.precision}  nsamples {t.nsamples}",
     ]
@@ -80,6 +101,68 @@ def status_lines(unit: int) -> list[str]:
             f"offset   {_offset(t)} (clock - receive)",
         ]
     return lines
+
+
+LIST_LEGEND = [
+    "unit      chrony's `refclock SHM UNIT` (key 0x4e545030 + UNIT)",
+    "owner     the segment's owner; creator: who created it (IPC_SET cannot change that)",
+    "mode      permissions; layout: struct shmTime for a 32- or 64-bit time_t (80/96 bytes)",
+    "att       processes attached (chronyd, a writer)",
+    "count     the writer's counter (+2 per sample); valid: 1 until the reader takes the sample",
+    "last      the last sample's clock time (UTC); age: system clock now - its receive time",
+    "safety    UNSAFE: writable by group/others, or owned or created by a user other than",
+    f"          root or {SERVICE_USER}: that user could feed chrony any time",
+]
+
+
+def list_lines(now_ns: int | None = None, legend: bool = False) -> list[str]:
+    """Every NTP SHM segment on this machine, one line each, like gpsd's ntpshmmon."""
+    now = time.time_ns() if now_ns is None else now_ns
+    base = key_for(0)
+    found = sorted((s for s in segments() if base <= s.key <= base + MAX_UNIT), key=lambda s: s.key)
+    out = [
+        f"{'unit':>5} {'key':10} {'owner':10} {'creator':10} {'mode':4} {'layout':6} "
+        f"{'att':>3} {'count':>10} {'valid':>5} {'last (clock)':27} {'age':>8}  safety"
+    ]
+    trusted = trusted_uids(me=False)
+    for info in found:
+        out.append(_list_row(info, now, trusted))
+    if not found:
+        out.append("(no NTP SHM segment: chronyd creates one per `refclock SHM UNIT` line)")
+    if legend:
+        out += ["", *LIST_LEGEND]
+    return out
+
+
+def _list_row(info: SegmentInfo, now: int, trusted: frozenset[int]) -> str:
+    layout = st.Layout.from_size(info.size)
+    count = valid = last = age = "-"
+    if layout is None:
+        last = f"({info.size} bytes: not NTP)"
+    else:
+        try:
+            mem = sysv_ipc.attach(info.shmid, None, sysv_ipc.SHM_RDONLY)
+        except sysv_ipc.Error:
+            last = "(cannot read: run as root)"
+        else:
+            try:
+                t = st.unpack(mem.read(layout.value), layout)
+            finally:
+                mem.detach()
+            count, valid = str(t.count), str(t.valid)
+            if t.clock_sec == 0 and t.receive_sec == 0:
+                last = "none yet"
+            else:
+                last = iso_ns(t.clock_ns)
+                age_s = (now - t.receive_ns) / NS_PER_S
+                age = f"{age_s:.0f} s" if abs(age_s) < 1e7 else "-"
+    unsafe = info.unsafe_reasons(trusted)
+    return (
+        f"{info.key - key_for(0):5} {info.key:#010x} {user_name(info.uid):10.10} "
+        f"{user_name(info.cuid):10.10} {info.mode:04o} "
+        f"{f'{layout.time_bits}-bit' if layout else '?':6} {info.nattch:3} {count:>10} "
+        f"{valid:>5} {last:27} {age:>8}  " + ("UNSAFE: " + ", ".join(unsafe) if unsafe else "SAFE")
+    )
 
 
 def watch(
@@ -108,7 +191,13 @@ def watch(
 
 
 def adopt(output_spec: str, user: str) -> str:
-    """Make ``user`` the owner of the output's segment if it exists; one line saying what."""
+    """Make the output's segment, if it exists, safe and ``user``'s; one line saying what.
+
+    Safe means mode 0600 and owner ``user``.  A segment *created* by anyone but
+    root or ``user`` can never be made safe (its creator keeps the right to
+    change it): with nothing attached it is removed, so the service creates its
+    own; with chronyd attached, this refuses with the fix (exit 1).
+    """
     scheme, _, arg = output_spec.partition(":")
     if scheme != "shm":
         return f"output {output_spec}: not a SHM segment, nothing to do"
@@ -118,24 +207,47 @@ def adopt(output_spec: str, user: str) -> str:
     except KeyError:
         raise BadInput(f"no user {user!r}; fix: `systemd-sysusers` creates it") from None
     key = key_for(unit)
+    name = f"shm:{unit} (key {key:#x})"
+    info = segment_info(key)
     try:
         mem = sysv_ipc.SharedMemory(key)
     except sysv_ipc.ExistentialError:
-        return f"shm:{unit} (key {key:#x}): no segment yet; dcf77shm creates it"
+        return f"{name}: no segment yet; dcf77shm creates it"
     except sysv_ipc.PermissionsError:
-        raise RuntimeFailure(
-            f"shm:{unit} (key {key:#x}): permission denied; run this as root"
-        ) from None
+        raise RuntimeFailure(f"{name}: permission denied; run this as root") from None
     try:
-        if mem.uid == uid:
-            return f"shm:{unit} (key {key:#x}): already owned by {user}"
-        old = mem.uid
+        creator = info.cuid if info is not None else mem.cuid
+        if creator not in (0, uid):
+            return _remove_foreign(mem, name, info)
+        changed = []
         try:
-            mem.uid = uid  # IPC_SET: the mode (0600) stays, chronyd stays attached
+            if mem.uid != uid:
+                changed.append(f"owner uid {mem.uid} -> {user}")
+                mem.uid = uid  # IPC_SET: chronyd stays attached
+            if mem.mode & 0o777 != 0o600:
+                changed.append(f"mode {mem.mode & 0o777:04o} -> 0600")
+                mem.mode = 0o600
         except sysv_ipc.PermissionsError:
             raise RuntimeFailure(
-                f"shm:{unit} (key {key:#x}): cannot change the owner (uid {old}); run this as root"
+                f"{name}: cannot change owner or mode (owner uid {mem.uid}); run this as root"
             ) from None
-        return f"shm:{unit} (key {key:#x}): owner changed from uid {old} to {user}"
+        if not changed:
+            return f"{name}: already {user}'s, mode 0600"
+        return f"{name}: " + ", ".join(changed)
     finally:
-        mem.detach()
+        with contextlib.suppress(sysv_ipc.Error):
+            mem.detach()
+
+
+def _remove_foreign(mem: sysv_ipc.SharedMemory, name: str, info: SegmentInfo | None) -> str:
+    what = info.describe() if info is not None else f"created by uid {mem.cuid}"
+    # info was read before we attached; without it, do not count ourselves.
+    attached = info.nattch if info is not None else mem.number_attached - 1
+    if attached > 0:
+        raise RuntimeFailure(
+            f"{name}: refusing a segment another user made ({what}, {attached} attached): "
+            f"anyone who made it can write the time; fix: `systemctl stop chrony dcf77shm`, "
+            f"`ipcrm -M {mem.key:#x}`, `systemctl start dcf77shm chrony`"
+        )
+    mem.remove()
+    return f"{name}: removed a segment another user made ({what}); dcf77shm creates its own"

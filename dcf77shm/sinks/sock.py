@@ -31,6 +31,9 @@ from dcf77shm.sinks.shmstruct import platform_layout
 log = logging.getLogger("dcf77shm.sock")
 
 SOCK_MAGIC = 0x534F434B
+# The path of the shipped `refclock SOCK` line (chrony/dcf77shm-sock.conf; a
+# test keeps the two equal): the one a production chronyd reads.
+PACKAGED_SOCK = "/run/dcf77shm-sock/dcf77.sock"
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_PATH = 107
 SEND_TIMEOUT_S = 0.1
@@ -76,6 +79,15 @@ class SockSink:
         return cls(arg, bits if isinstance(bits, int) else None)
 
     def open(self) -> None:
+        parent = os.path.dirname(self.path)
+        if not os.path.isdir(parent):
+            # chronyd creates the socket, never its directory: waiting would be
+            # forever.  Exit 1, not 2: at boot chronyd may create its own
+            # /run/chrony a moment later, and systemd's Restart= tries again.
+            raise RuntimeFailure(
+                f"{self.path}: no directory {parent}; fix: the path of chrony's "
+                f"`refclock SOCK` line (the packaged one is {PACKAGED_SOCK}), and start chronyd"
+            )
         try:
             st = os.stat(self.path)
         except FileNotFoundError:

@@ -10,8 +10,10 @@ spec               what                                                module
 =================  ==================================================  ==========================
 
 Every source is small and does only I/O: it delivers :class:`~dcf77shm.model.Edge`
-items (and :class:`~dcf77shm.model.Gap` when it knows edges were lost) and
-never decodes.
+items stamped on the system clock and, for live sources, on this host's
+CLOCK_MONOTONIC_RAW (the pipeline's steady timeline), plus
+:class:`~dcf77shm.model.Gap` when it knows edges were lost and
+:class:`~dcf77shm.model.Step` when it saw the system clock step; it never decodes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from dcf77shm.model import Edge, Gap
+from dcf77shm.model import SourceItem
 from dcf77shm.spec import load_class, split_spec
 
 
@@ -34,10 +36,12 @@ class Source(Protocol):
     """
 
     description: str
+    live: bool  # its times are now (chrony's age limit applies)
+    host_steady: bool  # mono_ns is this host's CLOCK_MONOTONIC_RAW (state survives restarts)
 
     def open(self) -> None: ...
 
-    def read(self, timeout_s: float) -> list[Edge | Gap] | None: ...
+    def read(self, timeout_s: float) -> list[SourceItem] | None: ...
 
     def close(self) -> None: ...
 

@@ -2,7 +2,18 @@
 
 The path for the Pi 5 (its GPIOs sit behind the RP1 chip, which pigpio cannot
 drive) and for any Linux board.  The kernel stamps each edge in its interrupt
-handler on the clock we ask for, CLOCK_REALTIME, so no mapping is needed.
+handler on the clock we ask for.  We ask for CLOCK_MONOTONIC, which never
+steps, and label each edge on the two clocks the pipeline needs from one
+reading of all three taken right after the events are read:
+
+* the system clock (CLOCK_REALTIME): stamp + (REALTIME - MONOTONIC), which
+  changes only when the system clock steps;
+* the steady timeline (CLOCK_MONOTONIC_RAW, which chrony does not slew):
+  stamp + (RAW - MONOTONIC), which changes only as fast as chrony slews.
+
+When REALTIME - MONOTONIC changed since the last read, the system clock
+stepped somewhere in between: a :class:`Step` goes out before the edges of
+that read, so none of them is taken for a second after the step.
 Each event carries a per-line sequence number: a jump means the kernel's event
 buffer overflowed and edges were lost, which becomes a :class:`Gap`.
 
@@ -18,12 +29,39 @@ module name: it is detected and the fix is named.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import NS_PER_S, Edge, Gap
+from dcf77shm.model import NS_PER_S, Edge, Gap, Step
+from dcf77shm.spec import ascii_int
+
+STEP_NOISE_NS = 20_000  # REALTIME - MONOTONIC read jitter; beyond it, a step
+Clocks = tuple[int, int, int]  # (REALTIME, MONOTONIC, MONOTONIC_RAW), read together
+
+
+def read_clocks() -> Clocks:
+    """The three clocks, read as close together as Python allows (retried when
+    a read pair is broken up by preemption)."""
+    best: tuple[int, Clocks] | None = None
+    for _ in range(3):
+        m1 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        raw = time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+        m2 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if best is None or m2 - m1 < best[0]:
+            best = (m2 - m1, (rt, (m1 + m2) // 2, raw))
+        if m2 - m1 < 5_000:
+            break
+    assert best is not None
+    return best[1]
+
+
+def raw_ns() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+
 
 BIASES = ("as-is", "pull-up", "pull-down", "disabled")
 V1_FIX = (
@@ -39,7 +77,8 @@ def parse_spec(arg: str) -> tuple[str, int | str]:
     if not sep or not chip or not line:
         raise BadInput(f"bad gpiod source {arg!r}: use gpiod:CHIP:LINE, e.g. gpiod:gpiochip0:17")
     path = chip if chip.startswith("/") else f"/dev/{chip}"
-    return path, int(line) if line.isdigit() else line
+    offset = ascii_int(line)
+    return path, line if offset is None else offset
 
 
 def check_api(mod: ModuleType | Any) -> None:
@@ -56,11 +95,24 @@ def lost_between(prev_seqno: int | None, seqno: int) -> int:
 
 
 class GpiodSource:
-    def __init__(self, chip: str, line: int | str, bias: str = "as-is", debounce_us: int = 0):
+    live = True
+    host_steady = True  # edges carry this host's CLOCK_MONOTONIC_RAW
+    mono_clock = staticmethod(raw_ns)
+
+    def __init__(
+        self,
+        chip: str,
+        line: int | str,
+        bias: str = "as-is",
+        debounce_us: int = 0,
+        clocks: Callable[[], Clocks] = read_clocks,
+    ):
         self.chip, self.line, self.bias, self.debounce_us = chip, line, bias, debounce_us
         self.description = f"gpiod {chip} line {line}"
         self._req: Any = None
         self._seqno: int | None = None
+        self._clocks = clocks
+        self._rt_minus_mono: int | None = None
 
     @classmethod
     def from_spec(cls, arg: str, options: Mapping[str, object]) -> GpiodSource:
@@ -91,7 +143,8 @@ class GpiodSource:
             edge_detection=GEdge.BOTH,
             bias=bias.get(self.bias, Bias.DISABLED),
             debounce_period=dt.timedelta(microseconds=self.debounce_us),
-            event_clock=Clock.REALTIME,
+            # Never steps: the pipeline's timeline (see the module doc).
+            event_clock=Clock.MONOTONIC,
         )
         try:
             with gpiod.Chip(self.chip) as chip:
@@ -109,18 +162,32 @@ class GpiodSource:
             raise RuntimeFailure(f"{self.description}: cannot request the line: {e}") from None
         self._seqno = None
 
-    def read(self, timeout_s: float) -> list[Edge | Gap] | None:
-        out: list[Edge | Gap] = []
+    def read(self, timeout_s: float) -> list[Edge | Gap | Step] | None:
+        out: list[Edge | Gap | Step] = []
         if not self._req.wait_edge_events(dt.timedelta(seconds=timeout_s)):
+            self._check_step(out, self._clocks())
             return out
-        for ev in self._req.read_edge_events():
+        events = self._req.read_edge_events()
+        rt, mono, raw = clocks = self._clocks()
+        self._check_step(out, clocks)
+        to_rt, to_raw = rt - mono, raw - mono
+        debounce_ns = self.debounce_us * (NS_PER_S // 1_000_000)
+        for ev in events:
+            stamp = ev.timestamp_ns - debounce_ns
             lost = lost_between(self._seqno, ev.line_seqno)
             self._seqno = ev.line_seqno
             if lost:
-                out.append(Gap(ev.timestamp_ns, f"kernel dropped {lost} GPIO events"))
+                out.append(Gap(stamp + to_rt, f"kernel dropped {lost} GPIO events", stamp + to_raw))
             level = 1 if ev.event_type is ev.Type.RISING_EDGE else 0
-            out.append(Edge(ev.timestamp_ns - self.debounce_us * (NS_PER_S // 1_000_000), level))
+            out.append(Edge(stamp + to_rt, level, stamp + to_raw))
         return out
+
+    def _check_step(self, out: list[Edge | Gap | Step], clocks: Clocks) -> None:
+        rt, mono, raw = clocks
+        prev, self._rt_minus_mono = self._rt_minus_mono, rt - mono
+        if prev is not None and abs(rt - mono - prev) > STEP_NOISE_NS:
+            # Stepped since the last read: edges read now may predate it.
+            out.append(Step(raw, rt - mono - prev))
 
     def close(self) -> None:
         req, self._req = self._req, None

@@ -1,7 +1,8 @@
 """``pigpio:GPIO``: edges from pigpiod (every Pi up to the 4; not the Pi 5).
 
 pigpiod samples the GPIOs every 5 µs by DMA and reports each change with its
-32-bit µs tick; :mod:`.tickmap` turns ticks into CLOCK_REALTIME.  A change is
+32-bit µs tick; :mod:`.tickmap` turns ticks into CLOCK_REALTIME (the label)
+and CLOCK_MONOTONIC_RAW (the pipeline's steady timeline).  A change is
 seen at the first sample after it, so the true edge lies within one sample
 period before the tick: we take the middle.  With a glitch filter, pigpiod
 reports a level once it has held for ``steady`` µs and stamps it then
@@ -17,7 +18,8 @@ from the old connection can follow the gap.  pigpio's watchdog (TIMEOUT
 reports every ``watchdog_ms`` without a change) is the notification stream's
 heartbeat: silence beyond it means the stream is dead.  Loss of the radio
 signal itself is *not* a gap: no edge is lost and the decoder rides out a
-fade on its own, so the source only logs it.
+fade on its own, so the source only logs it.  Nor is a step of the system
+clock: the ticks (and the timeline) run on, so it becomes a :class:`Step`.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Gap
+from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Gap, Step
 from dcf77shm.sources.tickmap import Correlation, TickMap
+from dcf77shm.spec import ascii_int
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,15 @@ STEP_GAP_NS = NS_PER_MS  # smaller clock steps do not disturb the decoder
 SIGNAL_LOST_NS = 3 * NS_PER_S
 
 
+def raw_ns() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+
+
 class PigpioSource:
+    live = True
+    host_steady = True  # edges carry this host's CLOCK_MONOTONIC_RAW
+    mono_clock = staticmethod(raw_ns)
+
     def __init__(
         self,
         gpio: int,
@@ -77,7 +88,8 @@ class PigpioSource:
 
     @classmethod
     def from_spec(cls, arg: str, options: Mapping[str, object]) -> PigpioSource:
-        if not arg.isdigit() or not 0 <= int(arg) <= 31:
+        gpio = ascii_int(arg, 2)
+        if gpio is None or gpio > 31:
             raise BadInput(f"bad pigpio GPIO {arg!r}: use the BCM GPIO number 0-31, e.g. pigpio:17")
         bias = str(options.get("bias") or "as-is")
         if bias not in BIAS:
@@ -87,9 +99,10 @@ class PigpioSource:
             raise BadInput(f"bad glitch filter {gf} µs: pigpio takes 0-300000")
         host = os.environ.get("PIGPIO_ADDR") or "localhost"
         port_s = os.environ.get("PIGPIO_PORT") or "8888"
-        if not port_s.isdigit():
+        port = ascii_int(port_s, 5)
+        if port is None or not 1 <= port <= 65535:
             raise BadInput(f"bad PIGPIO_PORT {port_s!r}: use the port pigpiod listens on (8888)")
-        return cls(int(arg), host, int(port_s), gf, bias)
+        return cls(gpio, host, port, gf, bias)
 
     def open(self) -> None:
         if not self._connect():
@@ -136,15 +149,16 @@ class PigpioSource:
 
     def _correlate(self) -> int:
         """A burst of tick round trips; feeds the best to the map, returns any clock step."""
-        best: tuple[int, int, int] | None = None
+        best: tuple[int, int, int, int] | None = None
         for _ in range(BURST):
-            t1 = self._rt()
+            t1, r1 = self._rt(), raw_ns()
             tick = self._pi.get_current_tick()
-            t2 = self._rt()
+            r2, t2 = raw_ns(), self._rt()
             if best is None or t2 - t1 < best[2]:
-                best = (tick, (t1 + t2) // 2, t2 - t1)
+                best = (tick, (t1 + t2) // 2, t2 - t1, (r1 + r2) // 2)
         assert best is not None
-        step = self._map.add(Correlation(best[0], best[1], best[2], self._rt_minus_mono()))
+        tick, rt, rtt, raw = best
+        step = self._map.add(Correlation(tick, rt, rtt, self._rt_minus_mono(), raw))
         # Faster at first, so the rate is known within a second or two.
         every = CORRELATE_EVERY_NS if len(self._map) >= 6 else CORRELATE_EVERY_NS // 4
         self._next_corr = time.monotonic_ns() + every
@@ -159,8 +173,8 @@ class PigpioSource:
                 break
         return rt - (m1 + m2) // 2
 
-    def read(self, timeout_s: float) -> list[Edge | Gap] | None:
-        out: list[Edge | Gap] = []
+    def read(self, timeout_s: float) -> list[Edge | Gap | Step] | None:
+        out: list[Edge | Gap | Step] = []
         deadline = time.monotonic_ns() + round(timeout_s * NS_PER_S)
         while True:
             now = time.monotonic_ns()
@@ -187,23 +201,34 @@ class PigpioSource:
             if out or time.monotonic_ns() >= deadline:
                 return out
 
-    def _check_clock(self, out: list[Edge | Gap]) -> None:
+    def _check_clock(self, out: list[Edge | Gap | Step]) -> None:
         # REALTIME-MONOTONIC checked before every mapping, so no edge is
         # labelled with a clock that has stepped since the last correlation.
         stepped = abs(self._rt_minus_mono() - self._map.rt_minus_mono_ns) > 20_000
         if stepped or time.monotonic_ns() >= self._next_corr:
             step = self._correlate()
             if abs(step) >= STEP_GAP_NS:
-                self._drain(out, 0)
-                out.append(Gap(self._rt(), f"system clock stepped by {step / NS_PER_MS:+.3f} ms"))
+                # Edges still queued are mapped with the new offset, but some
+                # may predate the step: the Step goes first, at "now", so the
+                # pipeline takes none of them for a second after it.
+                pending: list[Edge | Gap | Step] = []
+                self._drain(pending, 0)
+                out.append(Step(raw_ns(), step))
+                out.extend(pending)
 
-    def _drain(self, out: list[Edge | Gap], wait_ns: int) -> None:
+    def _drain(self, out: list[Edge | Gap | Step], wait_ns: int) -> None:
         try:
             item = self._q.get(timeout=max(wait_ns, 0) / NS_PER_S) if wait_ns > 0 else None
             while True:
                 if item is not None and item[0] == self._gen:
                     _gen, level, tick = item
-                    out.append(Edge(self._map.to_realtime_ns(tick) - self._delay_ns, level))
+                    out.append(
+                        Edge(
+                            self._map.to_realtime_ns(tick) - self._delay_ns,
+                            level,
+                            self._map.to_raw_ns(tick) - self._delay_ns,
+                        )
+                    )
                     self._last_edge = time.monotonic_ns()
                 item = self._q.get_nowait()
         except queue.Empty:
@@ -215,9 +240,9 @@ class PigpioSource:
             log.info("GPIO %d: %s", self.gpio, "no edges: signal lost" if lost else "edges again")
             self.signal_lost = lost
 
-    def _lost(self, out: list[Edge | Gap], reason: str) -> None:
+    def _lost(self, out: list[Edge | Gap | Step], reason: str) -> None:
         self._drain(out, 0)  # what arrived before the loss is good: the map still holds
-        out.append(Gap(self._rt(), reason))
+        out.append(Gap(self._rt(), reason, raw_ns()))
         log.warning("%s; reconnecting", reason)
         self._teardown(self._pi)
         self._pi = self._cb = None

@@ -20,6 +20,8 @@ BATCH = 4096  # unpaced: edges per read, so the daemon's loop stays responsive
 
 
 class ReplaySource:
+    host_steady = False  # the log's steady clock is the recording host's, not ours
+
     def __init__(
         self,
         path: Path,
@@ -29,6 +31,8 @@ class ReplaySource:
     ) -> None:
         self.path = path
         self.pace = pace
+        self.live = pace  # paced: its times are now, and chrony's age limit applies
+        self.steady = True
         self.description = f"replay:{path}" + (" (paced)" if pace else "")
         self._clock = clock
         self._sleep = sleep
@@ -45,6 +49,8 @@ class ReplaySource:
         # The whole log is checked before the first edge goes out (INTERFACES §1).
         self._edges = read_edges(self.path)
         self._i = 0
+        # A version 1 log carries the system clock only.
+        self.steady = bool(self._edges) and self._edges[0].mono_ns is not None
 
     def read(self, timeout_s: float) -> list[Edge | Gap] | None:
         n = len(self._edges)

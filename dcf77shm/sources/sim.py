@@ -39,7 +39,15 @@ _FLOATS = {
 }
 
 
+def raw_ns() -> int:
+    """CLOCK_MONOTONIC_RAW: the host's steady clock (never stepped, never slewed)."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
+
+
 class SimSource:
+    live = True  # paced in real time
+    host_steady = True  # its edges carry this host's CLOCK_MONOTONIC_RAW
+
     def __init__(
         self,
         offset_ms: float = 0.0,
@@ -49,6 +57,7 @@ class SimSource:
         clock: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], None] = time.sleep,
         noise: Mapping[str, float] | None = None,
+        mono_clock: Callable[[], int] = raw_ns,
     ) -> None:
         self.offset_ns = round(offset_ms * NS_PER_MS)
         self.start = start
@@ -58,6 +67,8 @@ class SimSource:
         self.description = f"sim (radio clock {offset_ms:+g} ms from the system clock)"
         self._clock = clock
         self._sleep = sleep
+        self.mono_clock = mono_clock
+        self._rt_minus_mono = 0
         self._edges: list[Edge] = []
         self._i = 0
         self._next_s = 0  # radio-clock second where the next chunk starts
@@ -86,6 +97,7 @@ class SimSource:
         return cls(offset, start, pol, seed, noise=kw)
 
     def open(self) -> None:
+        self._rt_minus_mono = self._clock() - self.mono_clock()
         radio_now_s = (self._clock() + self.offset_ns) // NS_PER_S
         self._next_s = radio_now_s - radio_now_s % 60 if self.start == "minute" else radio_now_s + 1
         self._edges, self._i, self._chunk = [], 0, 0
@@ -102,6 +114,8 @@ class SimSource:
             glitch_rate=self.noise.get("glitch_rate", 0.0),
             drop_rate=self.noise.get("drop_rate", 0.0),
             flip_rate=self.noise.get("flip_rate", 0.0),
+            # The steady clock reads the host's CLOCK_MONOTONIC_RAW at the same moments.
+            mono_start_ns=self._next_s * NS_PER_S - self.offset_ns - self._rt_minus_mono,
         )
         edges = simulate(p).edges
         if edges and edges[-1].level == (1 if self.polarity is Polarity.HIGH else 0):

@@ -1,13 +1,27 @@
-"""A simulated DCF77 receiver: the transmitted time code plus receiver faults.
+"""A simulated DCF77 receiver: the transmitted time code, receiver faults, the
+host's clocks, and the attacks an installation meets.
 
 Pure and deterministic for a given seed.  Besides the edges it returns the
-truth: for every transmitted second mark, its UTC label and the system-clock
-time at which its undisturbed leading edge leaves the receiver, so tests and
-benchmarks can tell a right sample from a wrong one.
+truth: for every second mark of the *genuine* transmitter, its UTC label and
+where its undisturbed leading edge lies on the host's system clock and steady
+clock, so tests and benchmarks can tell a right sample from a wrong one
+whatever the receiver actually heard.
+
+The host has two clocks (see :mod:`dcf77shm.model`): a steady one
+(``mono_ns``, CLOCK_MONOTONIC_RAW: never steps) and the system clock
+(``time_ns``), which is the steady one plus an offset that jumps at each
+``clock_steps`` entry and, with ``leap_clock=STEP``, back by a second at an
+inserted leap second.  Both run ``rate_ppm`` fast against true time.
+
+``segments`` replace what the receiver hears for a while: a local transmitter
+(:attr:`SegmentKind.SPOOF`: another time, another phase, a slow drift, a
+false A2), noise only (the antenna unplugged, a storm), or silence.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import enum
 import random
 from collections.abc import Iterator
@@ -16,12 +30,45 @@ from dataclasses import dataclass, field
 from dcf77shm import timecode
 from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Polarity
 
+MONO_START_NS = 1_000 * NS_PER_S  # the steady clock's reading at the start (any value works)
+
 
 class LeapClock(enum.Enum):
     """What the system clock does at an inserted leap second."""
 
     STEP = "step"  # the kernel repeats 23:59:59 (minute looks 60 s long)
     RUN = "run"  # the clock runs on (minute looks 61 s long)
+
+
+class SegmentKind(enum.Enum):
+    SPOOF = "spoof"  # a local transmitter overpowers DCF77
+    NOISE = "noise"  # the receiver outputs noise only
+    SILENCE = "silence"  # the receiver outputs nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """What the receiver hears from ``start_s`` for ``length_s`` (seconds since
+    the start of the simulation, true time).
+
+    SPOOF: at every genuine mark labelled L the spoofer sends the mark of
+    ``L + shift_s`` (so the receiver hears its code and its silent second 59),
+    ``phase_ms`` late, plus ``drift_ms_per_min`` for every minute since the
+    segment began; ``leap_announce`` sets A2 in every spoofed frame.
+    NOISE: pulse-like segments of 5-400 ms at random, ``rate`` per second.
+    """
+
+    start_s: float
+    length_s: float
+    kind: SegmentKind
+    shift_s: int = 0
+    phase_ms: float = 0.0
+    drift_ms_per_min: float = 0.0
+    leap_announce: bool = False
+    rate: float = 2.0
+
+    def covers(self, si_s: float) -> bool:
+        return self.start_s <= si_s < self.start_s + self.length_s
 
 
 @dataclass(frozen=True)
@@ -41,15 +88,19 @@ class SimParams:
     leap_second_ends: frozenset[int] = frozenset()  # POSIX s following each inserted leap second
     leap_clock: LeapClock = LeapClock.STEP
     clock_offset_ms: float = 0.0  # system clock minus true time
-    rate_ppm: float = 0.0  # system-clock rate error
+    rate_ppm: float = 0.0  # the host oscillator's rate error (both clocks)
     seed: int = 0
+    clock_steps: tuple[tuple[float, float], ...] = ()  # (at s since start, step s): system clock
+    segments: tuple[Segment, ...] = ()
+    mono_start_ns: int = MONO_START_NS
 
 
 @dataclass(frozen=True, slots=True)
 class TruthMark:
-    label_s: int  # UTC second of the mark (POSIX)
-    sys_ns: int  # system-clock time of the undisturbed leading edge (delay included)
+    label_s: int  # UTC second of the genuine mark (POSIX)
+    sys_ns: int  # system-clock time of its undisturbed leading edge (delay included)
     bit: int
+    mono_ns: int = 0  # the same moment on the steady clock
 
 
 @dataclass
@@ -57,25 +108,37 @@ class SimResult:
     edges: list[Edge]
     marks: list[TruthMark] = field(default_factory=list)
 
-    _keys: list[int] = field(default_factory=list, init=False, repr=False)
-    _keys_of: int = field(default=0, init=False, repr=False)
+    _index: dict[str, tuple[list[int], list[TruthMark]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def _nearest(self, clock: str, t_ns: int, tolerance_ns: int) -> TruthMark | None:
+        keys, marks = self._sorted(clock)
+        i = bisect.bisect_left(keys, t_ns)
+        best: TruthMark | None = None
+        for j in (i - 1, i):
+            if not (0 <= j < len(keys) and abs(keys[j] - t_ns) <= tolerance_ns):
+                continue
+            if best is None or abs(keys[j] - t_ns) < abs(getattr(best, clock) - t_ns):
+                best = marks[j]
+        return best
+
+    def _sorted(self, clock: str) -> tuple[list[int], list[TruthMark]]:
+        # Sorted once per clock, not once per question (benchmarks ask millions).
+        cached = self._index.get(clock)
+        if cached is None or len(cached[1]) != len(self.marks):
+            marks = sorted(self.marks, key=lambda m: getattr(m, clock))
+            cached = self._index[clock] = ([getattr(m, clock) for m in marks], marks)
+        return cached
+
+    def mark_at(self, mono_ns: int, tolerance_ns: int = 500 * NS_PER_MS) -> TruthMark | None:
+        """The genuine mark whose leading edge lies nearest ``mono_ns`` (steady clock)."""
+        return self._nearest("mono_ns", mono_ns, tolerance_ns)
 
     def label_at(self, receive_ns: int, tolerance_ns: int = 300 * NS_PER_MS) -> int | None:
-        """The true label of the mark whose leading edge lies near ``receive_ns``."""
-        import bisect
-
-        if self._keys_of != id(self.marks) or len(self._keys) != len(self.marks):
-            # Sorted once per list of marks, not once per question.
-            self._keys = [m.sys_ns for m in self.marks]
-            self._keys_of = id(self.marks)
-        keys = self._keys
-        i = bisect.bisect_left(keys, receive_ns)
-        best = None
-        for j in (i - 1, i):
-            if not (0 <= j < len(keys) and abs(keys[j] - receive_ns) <= tolerance_ns):
-                continue
-            if best is None or abs(keys[j] - receive_ns) < abs(best.sys_ns - receive_ns):
-                best = self.marks[j]
+        """The true label of the mark whose leading edge lies near ``receive_ns``
+        (system clock: ambiguous around a step of the system clock)."""
+        best = self._nearest("sys_ns", receive_ns, tolerance_ns)
         return None if best is None else best.label_s
 
 
@@ -92,56 +155,107 @@ def _seconds(p: SimParams) -> Iterator[tuple[int, int, bool]]:
         t += 1
 
 
-def simulate(p: SimParams) -> SimResult:
-    rng = random.Random(p.seed)
-    frames: dict[int, list[int]] = {}
+class _Code:
+    """The bits a transmitter sends, frame by frame (cached)."""
 
-    def bit_for(label_s: int, leap60: bool) -> int | None:
-        if leap60:
-            return None
+    def __init__(self, leap_second_ends: frozenset[int], leap_announce: bool = False) -> None:
+        self._ends = leap_second_ends
+        self._a2 = leap_announce
+        self._frames: dict[int, list[int]] = {}
+
+    def bit(self, label_s: int) -> int | None:
+        """The bit of second ``label_s``; None for the silent second 59."""
         minute = label_s - label_s % 60
-        sec = label_s % 60
-        bits = frames.get(minute)
+        bits = self._frames.get(minute)
         if bits is None:
-            tc = timecode.timecode_for(minute + 60, p.leap_second_ends)
-            leap_minute = minute + 60 in p.leap_second_ends
-            bits = timecode.encode(tc, leap_minute=leap_minute)
-            frames[minute] = bits
+            tc = timecode.timecode_for(minute + 60, self._ends)
+            if self._a2:
+                tc = dataclasses.replace(tc, leap_announce=True)
+            bits = timecode.encode(tc, leap_minute=minute + 60 in self._ends)
+            if len(self._frames) > 8:
+                self._frames.clear()
+            self._frames[minute] = bits
+        sec = label_s % 60
         return bits[sec] if sec < len(bits) else None
 
-    rate = 1.0 + p.rate_ppm * 1e-6
-    offset_ns = round(p.clock_offset_ms * NS_PER_MS)
-    start_ns = p.start_s * NS_PER_S
-    end_si_ns = round(p.duration_s * NS_PER_S)
 
-    def to_sys(si_ns: float, stepped: bool) -> int:
-        step = NS_PER_S if stepped else 0
-        return start_ns + round(si_ns * rate) + offset_ns - step
+class _Clocks:
+    """True time since the start (SI ns) -> the host's steady clock and system clock."""
+
+    def __init__(self, p: SimParams) -> None:
+        self.rate = 1.0 + p.rate_ppm * 1e-6
+        self.mono0 = p.mono_start_ns
+        # system = steady + offset; the offset starts so that the system clock
+        # reads start_s + clock_offset at the start, then jumps at each step.
+        base = p.start_s * NS_PER_S + round(p.clock_offset_ms * NS_PER_MS) - self.mono0
+        steps = sorted((round(at * NS_PER_S), round(d * NS_PER_S)) for at, d in p.clock_steps)
+        self.step_at = [a for a, _ in steps]
+        self.offsets = [base]
+        for _, d in steps:
+            self.offsets.append(self.offsets[-1] + d)
+        self.leap_back: list[int] = []  # SI ns at which the kernel stepped back for a leap
+
+    def mono(self, si_ns: float) -> int:
+        return self.mono0 + round(si_ns * self.rate)
+
+    def system(self, si_ns: float) -> int:
+        k = bisect.bisect_right(self.step_at, si_ns)
+        back = bisect.bisect_right(self.leap_back, si_ns) * NS_PER_S
+        return self.mono(si_ns) + self.offsets[k] - back
+
+
+def simulate(p: SimParams) -> SimResult:
+    rng = random.Random(p.seed)
+    genuine = _Code(p.leap_second_ends)
+    spoof_codes = {id(s): _Code(frozenset(), s.leap_announce) for s in p.segments}
+    clocks = _Clocks(p)
+    end_si_ns = round(p.duration_s * NS_PER_S)
+    delay_ns = p.delay_ms * NS_PER_MS
 
     marks: list[TruthMark] = []
-    active: list[tuple[int, int]] = []
-    stepped = False
-    for label, si, leap60 in _seconds(p):
-        if leap60 and p.leap_clock is LeapClock.STEP:
-            stepped = True  # from 23:59:60 on, the kernel clock reads one second less
-        bit = bit_for(label, leap60)
-        if bit is None:
-            continue
-        nominal = si * NS_PER_S + p.delay_ms * NS_PER_MS
-        if nominal > end_si_ns or si * NS_PER_S < 0:
-            continue
-        marks.append(TruthMark(label, to_sys(nominal, stepped), bit))
-        if any(f0 <= si < f0 + flen for f0, flen in p.fades):
-            continue
+    active: list[tuple[float, float]] = []  # reduced-carrier intervals, true time (SI ns)
+
+    def pulse(lead: float, bit: int) -> None:
         if p.drop_rate and rng.random() < p.drop_rate:
-            continue
+            return
         width_ms = 200.0 if bit else 100.0
         if p.flip_rate and rng.random() < p.flip_rate:
             width_ms = 300.0 - width_ms
         width_ms += p.width_bias_ms + (rng.gauss(0, p.width_spread_ms) if p.width_spread_ms else 0)
-        lead = nominal + (rng.gauss(0, p.jitter_ms) * NS_PER_MS if p.jitter_ms else 0)
-        width_ns = max(5.0, width_ms) * NS_PER_MS
-        active.append((to_sys(lead, stepped), to_sys(lead + width_ns, stepped)))
+        lead += rng.gauss(0, p.jitter_ms) * NS_PER_MS if p.jitter_ms else 0
+        active.append((lead, lead + max(5.0, width_ms) * NS_PER_MS))
+
+    for label, si, leap60 in _seconds(p):
+        if leap60 and p.leap_clock is LeapClock.STEP:
+            # From 23:59:60 on, the kernel's system clock reads one second less.
+            clocks.leap_back.append(si * NS_PER_S)
+        nominal = si * NS_PER_S + delay_ns
+        if nominal > end_si_ns:
+            continue
+        bit = None if leap60 else genuine.bit(label)
+        if bit is not None:
+            marks.append(TruthMark(label, clocks.system(nominal), bit, clocks.mono(nominal)))
+        seg = next((s for s in p.segments if s.covers(si)), None)
+        if any(f0 <= si < f0 + flen for f0, flen in p.fades):
+            continue
+        if seg is None:
+            if bit is not None:
+                pulse(nominal, bit)
+        elif seg.kind is SegmentKind.SPOOF and not leap60:
+            sbit = spoof_codes[id(seg)].bit(label + seg.shift_s)
+            if sbit is not None:
+                minutes = (si - seg.start_s) / 60.0
+                late = seg.phase_ms + seg.drift_ms_per_min * minutes
+                pulse(nominal + late * NS_PER_MS, sbit)
+    for seg in p.segments:
+        if seg.kind is SegmentKind.NOISE:
+            t = seg.start_s
+            while True:
+                t += rng.expovariate(seg.rate)
+                if t >= min(seg.start_s + seg.length_s, p.duration_s):
+                    break
+                a = t * NS_PER_S
+                active.append((a, a + rng.uniform(5, 400) * NS_PER_MS))
     if p.glitch_rate > 0:
         t = 0.0
         while True:
@@ -149,35 +263,38 @@ def simulate(p: SimParams) -> SimResult:
             if t >= p.duration_s:
                 break
             length = max(0.5, rng.expovariate(1.0 / p.glitch_ms)) * NS_PER_MS
-            a = to_sys(t * NS_PER_S, False)
-            active.append((a, a + round(length)))
-    return SimResult(
-        _edges(active, p.polarity, start_ns + offset_ns, to_sys(end_si_ns, False)), marks
-    )
+            active.append((t * NS_PER_S, t * NS_PER_S + length))
+    return SimResult(_edges(active, p.polarity, clocks, 0, end_si_ns), marks)
 
 
-def _edges(active: list[tuple[int, int]], polarity: Polarity, lo: int, hi: int) -> list[Edge]:
-    """Merge overlapping reduced-carrier intervals and emit the line's edges."""
+def _edges(
+    active: list[tuple[float, float]], polarity: Polarity, clocks: _Clocks, lo: float, hi: float
+) -> list[Edge]:
+    """Merge overlapping reduced-carrier intervals and emit the line's edges,
+    stamped on both host clocks."""
     on = 1 if polarity is Polarity.HIGH else 0
     out: list[Edge] = []
-    cur: tuple[int, int] | None = None
+
+    def emit(iv: tuple[float, float]) -> None:
+        a, b = iv
+        if lo <= a <= hi:
+            out.append(Edge(clocks.system(a), on, clocks.mono(a)))
+        if lo <= b <= hi and a >= lo:
+            out.append(Edge(clocks.system(b), 1 - on, clocks.mono(b)))
+
+    cur: tuple[float, float] | None = None
     for a, b in sorted(active):
         if cur is not None and a <= cur[1]:
             cur = (cur[0], max(cur[1], b))
             continue
         if cur is not None:
-            out.extend(_pair(cur, on, lo, hi))
+            emit(cur)
         cur = (a, b)
     if cur is not None:
-        out.extend(_pair(cur, on, lo, hi))
+        emit(cur)
     return out
 
 
-def _pair(iv: tuple[int, int], on: int, lo: int, hi: int) -> list[Edge]:
-    a, b = iv
-    out = []
-    if lo <= a <= hi:
-        out.append(Edge(a, on))
-    if lo <= b <= hi and a >= lo:
-        out.append(Edge(b, 1 - on))
-    return out
+def truth_json(m: TruthMark) -> dict[str, int]:
+    """One line of ``simulate --truth`` (JSON Lines)."""
+    return {"label_s": m.label_s, "sys_ns": m.sys_ns, "bit": m.bit, "mono_ns": m.mono_ns}

@@ -1,4 +1,5 @@
-"""pigpio ticks -> CLOCK_REALTIME: correlation, unwrap, rate and clock steps (pure).
+"""pigpio ticks -> CLOCK_REALTIME and CLOCK_MONOTONIC_RAW: correlation, unwrap,
+rate and clock steps (pure).
 
 pigpiod stamps every level change with its *tick*: the SoC's free-running 1 MHz
 system timer, truncated to 32 bits (wraps every 2^32 µs = 71.6 min) and not
@@ -14,6 +15,10 @@ CLOCK_REALTIME but not CLOCK_MONOTONIC, while slewing moves both equally; so a
 change of REALTIME - MONOTONIC between correlations is a step, known to the
 nanosecond.  The mapping is simply shifted by it: it stays right in the new
 clock's terms, and the caller decides whether the step breaks the edge stream.
+
+The same points map ticks to CLOCK_MONOTONIC_RAW, the pipeline's steady
+timeline: the tick and RAW both count the SoC's crystal, unslewed, so that
+fit never steps and its rate is constant.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Correlation:
     realtime_ns: int
     rtt_ns: int
     rt_minus_mono_ns: int
+    raw_ns: int | None = None  # CLOCK_MONOTONIC_RAW at the midpoint
 
 
 class TickMap:
@@ -54,10 +60,12 @@ class TickMap:
 
     def __init__(self, window: int = 16) -> None:
         self._points: deque[tuple[int, int, int]] = deque(maxlen=window)  # ext tick, rt, rtt
+        self._raw: deque[tuple[int, int, int]] = deque(maxlen=window)  # ext tick, raw, rtt
         self._last_tick: int | None = None
         self._last_ext = 0
         self._rt_mono: int | None = None
         self._fit: tuple[int, int, float] | None = None  # ext tick, rt ns, ns per tick
+        self._raw_fit: tuple[int, int, float] | None = None
 
     @property
     def ready(self) -> bool:
@@ -89,8 +97,12 @@ class TickMap:
                 )
         if step or self._rt_mono is None:
             self._rt_mono = c.rt_minus_mono_ns
-        self._points.append((self._extend(c.tick), c.realtime_ns, c.rtt_ns))
-        self._refit()
+        ext = self._extend(c.tick)
+        self._points.append((ext, c.realtime_ns, c.rtt_ns))
+        self._fit = _fit(self._points)
+        if c.raw_ns is not None:
+            self._raw.append((ext, c.raw_ns, c.rtt_ns))
+            self._raw_fit = _fit(self._raw)
         return step
 
     def _extend(self, tick: int) -> int:
@@ -101,27 +113,36 @@ class TickMap:
         self._last_tick = tick
         return self._last_ext
 
-    def _refit(self) -> None:
-        best = min(rtt for _t, _rt, rtt in self._points)
-        # Round trips well above the best carry more asymmetry than information.
-        pts = [(t, rt) for t, rt, rtt in self._points if rtt <= 2 * best + 20_000]
-        t0, rt0 = pts[-1]
-        slope = 1000.0
-        if len(pts) >= 3 and pts[-1][0] - pts[0][0] >= 500_000:
-            n = len(pts)
-            mx = sum(t - t0 for t, _ in pts) / n
-            my = sum(rt - rt0 for _, rt in pts) / n
-            sxx = sum((t - t0 - mx) ** 2 for t, _ in pts)
-            sxy = sum((t - t0 - mx) * (rt - rt0 - my) for t, rt in pts)
-            slope = sxy / sxx
-            # Anchor on the fitted line at the mean, which averages the offsets.
-            rt0 = round(rt0 + my - slope * mx)
-        self._fit = (t0, rt0, slope)
-
     def to_realtime_ns(self, tick: int) -> int:
         """CLOCK_REALTIME of a raw tick within ±35 min of the last correlation."""
-        if self._fit is None or self._last_tick is None:
+        return self._map(self._fit, tick)
+
+    def to_raw_ns(self, tick: int) -> int:
+        """CLOCK_MONOTONIC_RAW of a raw tick within ±35 min of the last correlation."""
+        return self._map(self._raw_fit, tick)
+
+    def _map(self, fit: tuple[int, int, float] | None, tick: int) -> int:
+        if fit is None or self._last_tick is None:
             raise ValueError("no correlation yet")
-        t0, rt0, slope = self._fit
+        t0, y0, slope = fit
         ext = self._last_ext + tick_diff(tick, self._last_tick)
-        return rt0 + round((ext - t0) * slope)
+        return y0 + round((ext - t0) * slope)
+
+
+def _fit(points: deque[tuple[int, int, int]]) -> tuple[int, int, float]:
+    """Offset and rate by least squares over the round trips not much worse than the best."""
+    best = min(rtt for _t, _y, rtt in points)
+    # Round trips well above the best carry more asymmetry than information.
+    pts = [(t, y) for t, y, rtt in points if rtt <= 2 * best + 20_000]
+    t0, y0 = pts[-1]
+    slope = 1000.0
+    if len(pts) >= 3 and pts[-1][0] - pts[0][0] >= 500_000:
+        n = len(pts)
+        mx = sum(t - t0 for t, _ in pts) / n
+        my = sum(y - y0 for _, y in pts) / n
+        sxx = sum((t - t0 - mx) ** 2 for t, _ in pts)
+        sxy = sum((t - t0 - mx) * (y - y0 - my) for t, y in pts)
+        slope = sxy / sxx
+        # Anchor on the fitted line at the mean, which averages the offsets.
+        y0 = round(y0 + my - slope * mx)
+    return t0, y0, slope

@@ -80,9 +80,16 @@ def _refid_text(hex_id: str) -> str:
 
 
 class PrivateChronyd:
-    def __init__(self, workdir: Path, refclocks: list[str], ntp_port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        refclocks: list[str],
+        ntp_port: int | None = None,
+        address: str = "127.0.0.1",
+    ) -> None:
         self.workdir = workdir
         self.refclocks = refclocks
+        self.address = address  # on loopback; chrony tells sources apart by address
         self.ntp_port = ntp_port if ntp_port is not None else free_udp_port()
         self.rundir = workdir / "run"
         self.cmd_socket = self.rundir / "chronyd.sock"
@@ -100,8 +107,8 @@ class PrivateChronyd:
                 f"bindcmdaddress {self.cmd_socket}",
                 "cmdport 0",
                 f"port {self.ntp_port}",
-                "bindaddress 127.0.0.1",
-                "allow 127.0.0.1",
+                f"bindaddress {self.address}",
+                "allow 127.0.0.0/8",
                 *self.refclocks,
                 "",
             ]

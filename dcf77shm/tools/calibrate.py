@@ -135,7 +135,7 @@ def current_line(conf_text: str, refid: str) -> str:
         words = line.split("#", 1)[0].split()
         if _REFCLOCK.match(line) and _option(words, "refid") == refid:
             return line.split("#", 1)[0].strip()
-    raise BadInput(f"no `refclock ... refid {refid}` line; fix: --conf FILE naming chrony's file")
+    raise BadInput(f"no `refclock ... refid {refid}` line; fix: --config FILE naming chrony's file")
 
 
 def _option(words: list[str], name: str) -> str | None:

@@ -30,6 +30,7 @@ from dcf77shm.model import (
     Polarity,
     Sample,
     StateChange,
+    Step,
 )
 
 ONE_NS = 150 * NS_PER_MS
@@ -59,7 +60,9 @@ class MonitorView:
         known = self.pipe.front.active_level
         return known if known is not None else int(self._votes[1] >= self._votes[0])
 
-    def feed(self, item: Edge | Gap) -> list[str]:
+    def feed(self, item: Edge | Gap | Step) -> list[str]:
+        if isinstance(item, Step):
+            return self._events(self.pipe.feed(item))
         if isinstance(item, Gap):
             self.pipe.feed(item)
             self.locked = False

@@ -2,7 +2,8 @@
 
 The log goes to ``NAME.part`` and is renamed when the recording ends (duration
 reached, SIGINT/SIGTERM, or a replay ran out), so a file under its final name is
-always complete.  The v1 format cannot carry a source gap; a gap is counted and
+always complete; a device, FIFO or ``-`` is written directly
+(:mod:`dcf77shm.fileio`).  The v1 format cannot carry a source gap; a gap is counted and
 reported on stderr, and an edge whose time went backwards (system clock stepped
 back) is left out, since a v1 log never goes backwards.
 """
@@ -20,10 +21,9 @@ from types import FrameType
 
 from dcf77shm import __version__
 from dcf77shm.decode.frontend import PULSE_NS
-from dcf77shm.errors import BadInput
 from dcf77shm.formats.edgelog import EdgeLogWriter
 from dcf77shm.formats.events import iso_ns
-from dcf77shm.model import NS_PER_S, Edge
+from dcf77shm.model import NS_PER_S, Edge, Step
 from dcf77shm.sources import Source
 
 
@@ -32,6 +32,7 @@ class RecordStats:
     edges: int = 0
     pulses: int = 0
     gaps: int = 0
+    steps: int = 0
     backwards: int = 0
     seconds: float = 0.0
 
@@ -39,6 +40,8 @@ class RecordStats:
         s = f"{self.edges} edges, {self.seconds:.0f} s, {self.pulses} pulse-like"
         if self.gaps:
             s += f", {self.gaps} gaps"
+        if self.steps:
+            s += f", {self.steps} steps of the system clock"
         if self.backwards:
             s += f", {self.backwards} edges dropped (clock stepped back)"
         return s
@@ -74,10 +77,12 @@ def record(
         f"started {iso_ns(time.time_ns())}",
     ]
     try:
-        writer = EdgeLogWriter(path, comments)
-    except OSError as e:
+        # Version 2 (both clocks) unless the source has only the system clock
+        # (a replayed version 1 log).
+        writer = EdgeLogWriter(path, comments, 2 if getattr(source, "steady", True) else 1)
+    except BaseException:
         source.close()
-        raise BadInput(f"{path}: cannot write: {e.strerror or e}") from None
+        raise
     start = time.monotonic()
     next_report = start + 1
     last: Edge | None = None
@@ -87,11 +92,14 @@ def record(
             if items is None:
                 break  # a replay ran out
             for it in items:
+                if isinstance(it, Step):
+                    st.steps += 1  # the log's two clocks show it: nothing to write
+                    continue
                 if not isinstance(it, Edge):
                     st.gaps += 1
                     last = None
                     continue
-                if last is not None and it.time_ns < last.time_ns:
+                if it.mono_ns is None and last is not None and it.time_ns < last.time_ns:
                     st.backwards += 1
                     continue
                 if last is not None and last.level != it.level:

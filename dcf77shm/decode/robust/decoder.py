@@ -27,9 +27,14 @@ only while locked and not on hold, when its label comes from the count, and
   fit the count better, by a margin, than a count shifted by 1 or 2 s, and the
   second's own bit does not contradict it;
 * ``CONFIRM_SECONDS`` later seconds have also fitted the count (a whole-second
-  clock step in a recorded log is caught before anything after it goes out).
-The minute after a possible leap second (any month's last minute) is held
-until a frame confirms the count.
+  clock step in a recorded log is caught before anything after it goes out),
+  and, for the seconds of the minute that led to the lock, ``CONFIRM_SECONDS``
+  seconds after the lock itself: nothing is let out at lock time that no
+  later second has confirmed.
+The minute after a possible leap second (a month's last minute that the
+leap-seconds list cannot speak for) is held until a frame confirms the count.
+On unlock, and across a gap, the evidence is cleared: a relock never rests on
+frames from before the signal was lost.
 """
 
 from __future__ import annotations
@@ -39,11 +44,24 @@ import math
 from collections import deque
 
 from dcf77shm import timecode
+from dcf77shm.decode.confirm import Confirmation
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.guard import Missing
 from dcf77shm.decode.robust import fields
 from dcf77shm.decode.robust.tracker import Second, Tracker
 from dcf77shm.decode.robust.witness import SILENT, CountWitness
-from dcf77shm.model import NS_PER_S, Event, Leap, MinuteReport, Sample, StateChange
+from dcf77shm.leapsecs import LeapPolicy
+from dcf77shm.model import (
+    NS_PER_S,
+    DropReason,
+    Event,
+    MinuteReport,
+    Sample,
+    StateChange,
+    Withheld,
+)
+
+Out = list[Event | Missing]
 
 WINDOW = 20  # frames kept for the evidence lock
 MARGIN = 20.0  # nats: the best hypothesis must beat every other by e^20
@@ -53,15 +71,16 @@ _GROUPS = ((21, 28), (29, 35), (36, 58))  # parity groups, inclusive
 _STABLE = (17, 18, *range(29, 59))  # bits that stay put between most minutes
 WITNESS_MIN = 6  # the count must explain this many recent predictable seconds
 WITNESS_LEAD = 3  # ... by this much more than any count shifted by 1 or 2 s
-# A second is published only after this many later seconds have also fitted
-# the count: a whole-second step of the clock in a recorded log (which has no
-# monotonic stamps to reveal it) is caught by the witness before any second
-# labelled after it is let out.
-CONFIRM_SECONDS = 25
-# chrony drops refclock samples older than 2^(poll+1) s (32 s at poll 4): a
-# confirmed second older than this when it is let out (the minute labelled at
-# lock time) is not published at all.
-MAX_AGE_SECONDS = 28
+PERSIST_LEAD = 8  # a shifted count that leads by this much over half a minute: unlock
+NOISY_WINDOW = 10  # seconds: more than MAX_NOISY of them with a noisy pause
+MAX_NOISY = 1  # ... and nothing is published
+# A second waits until later seconds have confirmed the count (see
+# dcf77shm.decode.confirm), and at least this long: on a steady timeline a
+# couple of seconds; without one (a version 1 log) long enough for the witness
+# to catch a whole-second step of the system clock before anything labelled
+# after it is let out.
+CONFIRM_STEADY_S = 2
+CONFIRM_V1_S = 25
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -90,7 +109,8 @@ def _decided(s: Second | None) -> int | None:
 class RobustDecoder:
     name = "robust"
 
-    def __init__(self) -> None:
+    def __init__(self, leaps: LeapPolicy | None = None) -> None:
+        self.leaps = leaps or LeapPolicy()
         self.tracker = Tracker()
         self._epoch = -1
         self._seconds: dict[int, Second] = {}
@@ -106,7 +126,10 @@ class RobustDecoder:
         self._contra: deque[bool] = deque(maxlen=4)
         self._witness = CountWitness()
         self._tables: dict[int, fields.Tables] = {}  # unit-confidence field scores by frame
-        self._queue: deque[tuple[int, Sample]] = deque()  # (n, sample) awaiting confirmation
+        self.steady = True  # the timeline is a steady clock (set by the pipeline)
+        self._suspect_until = 0  # n: after a possible slip, nothing new until then
+        self._noisy: deque[bool] = deque(maxlen=NOISY_WINDOW)
+        self._confirm = Confirmation(CONFIRM_STEADY_S)
 
     @property
     def locked(self) -> bool:
@@ -114,19 +137,19 @@ class RobustDecoder:
 
     # --- decoder interface ---------------------------------------------
 
-    def transition(self, tr: Transition) -> list[Event]:
+    def transition(self, tr: Transition) -> Out:
         return self._on_seconds(self.tracker.transition(tr))
 
-    def advance(self, now_ns: int) -> list[Event]:
+    def advance(self, now_ns: int) -> Out:
         return self._on_seconds(self.tracker.advance(now_ns))
 
-    def gap(self, time_ns: int, reason: str) -> list[Event]:
+    def gap(self, time_ns: int, reason: str) -> Out:
         self.tracker.reset()
         return self._reset_minutes(time_ns, f"source gap: {reason}")
 
     # --- internals -------------------------------------------------------
 
-    def _reset_minutes(self, time_ns: int, reason: str) -> list[Event]:
+    def _reset_minutes(self, time_ns: int, reason: str) -> Out:
         out = self._unlock(time_ns, reason)
         self._seconds.clear()
         self._silence = [0.0] * 60
@@ -134,22 +157,31 @@ class RobustDecoder:
         self._frames.clear()
         return out
 
-    def _unlock(self, time_ns: int, reason: str) -> list[Event]:
+    def _unlock(self, time_ns: int, reason: str) -> Out:
         was = self.locked
-        self._queue.clear()
+        self._confirm.clear()
         self._lock_minute = None
         self._hold = False
         self._contra.clear()
+        if was:
+            # Whatever made the count fail may have been in the evidence too:
+            # a relock must rest on frames received after this.
+            self._frames.clear()
+            self._tables.clear()
+            self._parity.clear()
+            self._a2.clear()
+            self._silence = [0.0] * 60  # where the minute starts, too
+            self._marker = None
         return [StateChange(time_ns, False, reason)] if was else []
 
-    def _on_seconds(self, secs: list[Second]) -> list[Event]:
-        out: list[Event] = []
+    def _on_seconds(self, secs: list[Second]) -> Out:
+        out: Out = []
         for s in secs:
             out.extend(self._on_second(s))
         return out
 
-    def _on_second(self, s: Second) -> list[Event]:
-        out: list[Event] = []
+    def _on_second(self, s: Second) -> Out:
+        out: Out = []
         if s.epoch != self._epoch:
             out.extend(self._reset_minutes(s.start_ns, "second phase re-acquired"))
             self._epoch = s.epoch
@@ -182,7 +214,7 @@ class RobustDecoder:
 
     # --- frames and lock -------------------------------------------------
 
-    def _frame_done(self, s: Second, n0: int) -> list[Event]:
+    def _frame_done(self, s: Second, n0: int) -> Out:
         """Seconds n0..n0+58 form a frame; ``s`` is the second after it."""
         secs = [self._seconds.get(n0 + j) for j in range(59)]
         if self._frames and self._frames[-1][0] != n0 - 60:
@@ -196,7 +228,7 @@ class RobustDecoder:
         self._a2.append(hard[19])
         tc, reasons = self._hard_decode([_decided(x) for x in secs])
         marker_ns = s.start_ns + NS_PER_S
-        out: list[Event] = []
+        out: Out = []
         extra: dict[str, object] = {"decoder": "robust"}
         expect = self._lock_minute + 60 if self._lock_minute is not None else None
         if expect is not None:
@@ -277,9 +309,7 @@ class RobustDecoder:
             del self._tables[old]
         return fields.evaluate_tables(tables, lam)
 
-    def _try_lock(
-        self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]
-    ) -> list[Event]:
+    def _try_lock(self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]) -> Out:
         next_minute: int | None = None
         how = ""
         window_parity = list(self._parity)[-3 * len(self._frames) :]
@@ -295,42 +325,38 @@ class RobustDecoder:
                 extra["evidence_utc"] = v.utc_s
             if v.utc_s is not None and v.margin >= MARGIN:
                 next_minute, how = v.utc_s, f"evidence margin {v.margin:.0f}"
-        if next_minute is None or timecode.is_month_end_minute(next_minute - 60):
+        if next_minute is None or self.leaps.uncertain_minute(next_minute - 60):
             return []
         self._lock_minute = next_minute - 60  # the minute now ending
         self._lock_n0 = s.n - 59
         self._hold = False
         self._witness.reset()
+        self._confirm = Confirmation(CONFIRM_STEADY_S if self.steady else CONFIRM_V1_S)
+        matches = []
         for j in range(60):
             x = self._seconds.get(self._lock_n0 + j)
+            sym = None if x is None else _symbol(x)
             if x is not None:
-                self._witness.observe(self._lock_minute + j, _symbol(x))
+                self._witness.observe(self._lock_minute + j, sym)
+            clean = x is not None and x.clean
+            matches.append(self._confirm.predictor.match(self._lock_minute + j, sym, clean))
         # The minute that just ended is now labelled too: both frames and an
-        # unbroken count vouch for it.  Its seconds join the queue like any
-        # other and leave it once CONFIRM_SECONDS later seconds have fitted.
-        out: list[Event] = [StateChange(s.start_ns + NS_PER_S, True, how)]
-        leap = Leap.INSERT if self._a2_set() and self._lock_minute % 3600 else Leap.NONE
+        # unbroken count vouch for it.  Its seconds wait like any other, each
+        # until the seconds after it have confirmed the count (dcf77shm.decode.confirm).
+        out: Out = [StateChange(s.start_ns + NS_PER_S, True, how)]
+        vote = self._a2_vote()
         for j in range(59):
             x = self._seconds.get(self._lock_n0 + j)
-            if x is None or not x.clean or x.edge_ns is None:
+            if x is None or not x.clean or x.edge_ns is None or matches[j] < 0:
                 continue
-            if self._witness.predict(self._lock_minute + j) in (None, _symbol(x)):
-                sample = Sample(x.edge_ns, (self._lock_minute + j) * NS_PER_S, leap)
-                self._queue.append((x.n, sample))
-        out.extend(self._release(s.n))
+            label = self._lock_minute + j
+            after = matches[j + 1 :]
+            sample = Sample(x.edge_ns, label * NS_PER_S, self.leaps.flag(label, vote))
+            self._confirm.add(label, sample, after.count(1), after.count(-1))
+        out.extend(self._confirm.release(self._lock_minute + 59))
         return out
 
-    def _release(self, n_now: int) -> list[Event]:
-        out: list[Event] = []
-        while self._queue and self._queue[0][0] <= n_now - CONFIRM_SECONDS:
-            n, sample = self._queue.popleft()
-            if n >= n_now - MAX_AGE_SECONDS:
-                out.append(sample)
-        return out
-
-    def _verify(
-        self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]
-    ) -> list[Event]:
+    def _verify(self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]) -> Out:
         assert self._lock_minute is not None
         expect = self._lock_minute + 60
         extra["expected"] = expect
@@ -338,7 +364,13 @@ class RobustDecoder:
         self._contra.append(contra)
         if sum(self._contra) >= 2:
             return self._unlock(s.start_ns, "frames contradict the count")
-        if self._hold:
+        out: Out = []
+        if contra:
+            # A valid frame that says another time: whatever the count labelled
+            # meanwhile is not let out, and nothing new until a frame agrees.
+            out = [Withheld(x, DropReason.UNVERIFIED) for x in self._confirm.drain()]
+            self._hold, self._hold_frames = True, 0
+        if self._hold and not contra:
             confirmed = tc is not None and tc.utc_s() == expect
             if not confirmed and len(self._frames) >= 2:
                 v = self._evidence()
@@ -347,15 +379,15 @@ class RobustDecoder:
             if confirmed:
                 self._hold = False
             elif self._hold_frames > 3:
-                return self._unlock(s.start_ns, "count not confirmed after a possible leap second")
-        return []
+                return self._unlock(s.start_ns, "count not confirmed after a frame")
+        return out
 
-    def _locked_second(self, s: Second) -> list[Event]:
+    def _locked_second(self, s: Second) -> Out:
         assert self._lock_minute is not None
         k = s.n - self._lock_n0
-        out: list[Event] = []
+        out: Out = []
         if k >= 60:
-            month_end = timecode.is_month_end_minute(self._lock_minute)
+            month_end = self.leaps.inserted_after(self._lock_minute, True)
             if k == 60 and month_end and s.presence < 0.3 and not self._a2_surely_clear():
                 # Silent second 60: a leap second on a clock that ran on.
                 # It is not counted, so second 0 follows it.
@@ -368,18 +400,43 @@ class RobustDecoder:
             k -= 60
             if month_end and not self._a2_surely_clear():
                 self._hold, self._hold_frames = True, 0
-        match = self._witness.observe(self._lock_minute + k, _symbol(s)) if k <= 59 else 0
+        missing: Out = []
+        if k < 59 and s.presence < 0.5:
+            # A second without a clear pulse: without a steady clock this is
+            # also what a step of the system clock looks like (the guard decides).
+            missing.append(Missing(s.start_ns))
+        label = self._lock_minute + k
+        sym = _symbol(s)
+        match = self._witness.observe(label, sym) if k <= 59 else 0
         here, shifted = self._witness.lead()
-        if self._witness.slipped(WITNESS_LEAD):
-            return [*out, *self._unlock(s.start_ns, "the bits fit a count shifted by a second")]
+        slip = "the bits fit a count shifted by a second"
+        if not self.steady and self._witness.slipped(WITNESS_LEAD):
+            return [*out, *self._unlock(s.start_ns, slip)]
+        if self.steady and self._witness.slipped_for_long(PERSIST_LEAD):
+            # On a steady timeline the count itself cannot slip: a shifted fit
+            # that persists is another signal (a local transmitter in phase).
+            return [*out, *self._unlock(s.start_ns, slip)]
+        if self.steady and self._witness.slipped(WITNESS_LEAD):
+            # A short one is more likely flipped bits: what waits is not let out.
+            out.extend(Withheld(x, DropReason.UNVERIFIED) for x in self._confirm.drain())
+            self._suspect_until = s.n + 1
+        out.extend(missing)
+        self._noisy.append(not s.quiet)
+        if sum(self._noisy) > MAX_NOISY:
+            # Noise on the line (the pauses are not pauses): nothing that waits
+            # is let out, nothing new goes in, until it has been quiet again.
+            out.extend(Withheld(x, DropReason.UNVERIFIED) for x in self._confirm.drain())
+            self._suspect_until = s.n + 1
+        if k <= 59:
+            self._confirm.observe(label, sym, s.clean)
         if k == 59:
-            return self._frame_done(s, s.n - 59)
+            return [*out, *self._frame_done(s, s.n - 59)]
         certain = here >= WITNESS_MIN and here - shifted >= WITNESS_LEAD and match >= 0
+        certain = certain and s.n >= self._suspect_until
         if certain and not self._hold and s.clean and k <= 58 and s.edge_ns is not None:
-            minute = self._lock_minute
-            leap = Leap.INSERT if self._a2_set() and minute % 3600 else Leap.NONE
-            self._queue.append((s.n, Sample(s.edge_ns, (minute + k) * NS_PER_S, leap)))
-        out.extend(self._release(s.n))
+            leap = self.leaps.flag(label, self._a2_vote())
+            self._confirm.add(label, Sample(s.edge_ns, label * NS_PER_S, leap))
+        out.extend(self._confirm.release(label))
         return out
 
     def _rotate_marker(self) -> None:
@@ -388,12 +445,9 @@ class RobustDecoder:
             self._marker = (self._marker + 1) % 60
         self._silence = self._silence[-1:] + self._silence[:-1]
 
-    def _a2_set(self) -> bool:
-        """A leap second is announced: A2 clear in two of the last three frames,
-        and only in the last UTC hour of a month (A2 has no parity)."""
-        assert self._lock_minute is not None
-        if not timecode.in_leap_hour(self._lock_minute):
-            return False
+    def _a2_vote(self) -> bool:
+        """A2 clear in two of the last three frames (A2 has no parity; the
+        leap-seconds list, where it speaks, overrules it: dcf77shm.leapsecs)."""
         return sum(1 for a in list(self._a2)[-3:] if a == 1) >= 2
 
     def _a2_surely_clear(self) -> bool:

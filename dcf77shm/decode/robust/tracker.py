@@ -34,6 +34,8 @@ ALPHA = 0.12  # loop gains: bandwidth ~0.08 Hz, damping ~0.7
 BETA = 0.004
 LOST_AFTER = 90  # seconds without a steering edge before re-acquiring
 PERIOD_LIMIT = 2e-3  # +-2000 ppm: beyond this the loop is not following a DCF77 signal
+PUBLISH_WIN_NS = 42 * MS
+PAUSE_NOISE = 0.25  # reduced share of the pause between two marks that is noise
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class Second:
     presence: float  # reduced fraction of [edge+20, edge+80] ms: "a pulse is here"
     one: float  # reduced fraction of [edge+125, edge+175] ms: "it is a long pulse"
     sigma_ns: float  # the loop's current jitter estimate
+    quiet: bool = True  # the pause before this second's mark was mostly idle
 
 
 def _qualified(runs: RunHistory, t: int) -> bool:
@@ -70,6 +73,7 @@ class Tracker:
         self._n = 0
         self._epoch = 0
         self._since_steer = 0
+        self._last_ref: int | None = None
 
     def reset(self) -> None:
         epoch, n = self._epoch, self._n
@@ -167,14 +171,17 @@ class Tracker:
         edge: int | None = None
         clean = False
         ref = pred
+        quiet = self._quiet_since(pred)
         if good:
             edge = good[0]
             if len(good) > 1:
                 edge = min(good, key=lambda e: abs(e - pred))
             err = edge - pred
             ref = edge
-            # The publish window: the loop's own jitter estimate, 3.5 sigma.
-            pub_win = min(100 * MS, max(10 * MS, 3.5 * sigma))
+            # The publish window: the loop's own jitter estimate, 3.5 sigma, but
+            # never so wide that the edge could lie 50 ms from the true mark
+            # (which a wrong sample is): the loop's own error is a few ms.
+            pub_win = min(PUBLISH_WIN_NS, max(10 * MS, 3.5 * sigma))
             clean = (
                 -pub_win <= err <= pub_win
                 # Two pulse-like rises inside the window: which one is the
@@ -182,6 +189,9 @@ class Tracker:
                 and not (len(good) > 1 and [e for e in good if 0 < abs(e - edge) <= pub_win])
                 # A pulse that ends within 60 ms is a glitch, not a mark.
                 and not runs.falling_in(edge, edge + 60 * MS)
+                # The pause before a mark is a pause: a line reduced for much
+                # of it is noise (an unplugged antenna, interference), not DCF77.
+                and quiet
             )
             cap = (win / 2) ** 2
             self._var += 0.05 * ((err * err if err * err < cap else cap) - self._var)
@@ -193,15 +203,24 @@ class Tracker:
         else:
             self._pred = round(pred + self._period)
             self._since_steer += 1
+        self._last_ref = ref
         presence = runs.active_ns(ref + 20 * MS, ref + 80 * MS) / (60 * MS)
         one = runs.active_ns(ref + 125 * MS, ref + 175 * MS) / (50 * MS)
-        s = Second(self._n, self._epoch, pred, edge, clean, presence, one, sigma)
+        s = Second(self._n, self._epoch, pred, edge, clean, presence, one, sigma, quiet)
         self._n += 1
         if self._since_steer > LOST_AFTER:
             self.tracking = False
         elif self._n % 16 == 0:
             self._check_elsewhere()
         return s
+
+    def _quiet_since(self, ref: int) -> bool:
+        """Was the line mostly idle from the last mark's pause to this one?"""
+        last = self._last_ref
+        if last is None or ref - last > 2 * NS_PER_S:
+            return True
+        lo, hi = last + 300 * MS, ref - 100 * MS
+        return hi <= lo or self.runs.active_ns(lo, hi) < PAUSE_NOISE * (hi - lo)
 
     def _check_elsewhere(self) -> None:
         """Re-acquire when the clean edges have clearly moved to another phase."""

@@ -18,6 +18,7 @@ from dcf77shm import timecode
 SILENT = 2  # the symbol of a second without a pulse
 DEPTH = 60  # certainty: a minute of seconds (long runs of equal bits do not fool it)
 RECENT = 12  # slip detection: the newest seconds only
+PERSIST = 30  # ... and over half a minute, for a slip that persists
 SHIFTS = (-2, -1, 1, 2)
 _UNPREDICTABLE = frozenset((*range(1, 16), 16, 19))  # warnings, R, A1 (see below), A2
 
@@ -28,12 +29,14 @@ class CountWitness:
         self._hist: deque[list[int]] = deque()
         self._sums = [0] * len(_ALL)
         self._recent = [0] * len(_ALL)
+        self._persist = [0] * len(_ALL)
         self._frames: dict[int, list[int]] = {}
 
     def reset(self) -> None:
         self._hist.clear()
         self._sums = [0] * len(_ALL)
         self._recent = [0] * len(_ALL)
+        self._persist = [0] * len(_ALL)
 
     def _minute(self, minute: int) -> list[int]:
         """Predicted symbols of a minute's 60 seconds; -1 where unpredictable."""
@@ -69,15 +72,20 @@ class CountWitness:
                 row.append(0)  # receivers lose pulses: a silence proves little
             else:
                 row.append(1 if p == symbol else -1)
-        h, sums, recent = self._hist, self._sums, self._recent
+        h, sums, recent, persist = self._hist, self._sums, self._recent, self._persist
         h.append(row)
         for i in range(len(row)):
             sums[i] += row[i]
             recent[i] += row[i]
+            persist[i] += row[i]
         if len(h) > RECENT:
             old = h[-RECENT - 1]
             for i in range(len(old)):
                 recent[i] -= old[i]
+        if len(h) > PERSIST:
+            old = h[-PERSIST - 1]
+            for i in range(len(old)):
+                persist[i] -= old[i]
         if len(h) > DEPTH:
             old = h.popleft()
             for i in range(len(old)):
@@ -91,6 +99,10 @@ class CountWitness:
     def slipped(self, by: int) -> bool:
         """The newest seconds fit a shifted count better by at least ``by``."""
         return max(self._recent[1:]) - self._recent[0] >= by
+
+    def slipped_for_long(self, by: int) -> bool:
+        """The last half minute fits a shifted count better by at least ``by``."""
+        return max(self._persist[1:]) - self._persist[0] >= by
 
 
 _ALL = (0, *SHIFTS)
