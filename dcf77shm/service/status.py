@@ -404,7 +404,7 @@ def status_lines(snap: dict[str, Any], now_ns: int | None = None) -> list[str]:
         + f"; {snap['locks']} locks, {snap['unlocks']} losses",
     ]
     if snap.get("guard") is not None:
-        lines.append(f"count:    {snap['guard']} " + _counts(snap.get("alarms", {}), "alarms"))
+        lines.append(f"count:    {snap['guard']}; " + _counts(snap.get("alarms", {}), "alarms"))
     alarm = snap.get("alarm")
     if alarm is not None:
         lines.append(
