@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint unit venv deps chrony clean fixtures
+.PHONY: test demo lint unit venv deps chrony clean fixtures system-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -29,8 +29,8 @@ chrony:
 deps: venv chrony
 
 lint: venv
-	$(VENV)/bin/ruff check dcf77shm tests bench fixtures
-	$(VENV)/bin/mypy --strict dcf77shm
+	$(VENV)/bin/ruff check dcf77shm tests bench fixtures systemtest
+	$(VENV)/bin/mypy --strict dcf77shm systemtest
 
 unit: venv
 	$(VENV)/bin/pytest -q
@@ -66,3 +66,11 @@ deb: deb-deps
 	cd build/deb/src && env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -b -us -uc
 	lintian --fail-on error,warning --info build/deb/*.changes
 	@ls build/deb/*.deb
+
+# The installed package in booted Debian bookworm, trixie and forky containers
+# (systemtest/; README "System test"): needs root, systemd-nspawn and mmdebstrap
+# (installed when missing) and Debian's mirrors.  Root filesystems are cached in
+# /var/cache/dcf77shm-systemtest.  SYSTEMTEST_FLAGS=--suites=trixie, --skip-ok, ...
+SYSTEMTEST_FLAGS ?=
+system-test: deb
+	$(SUDO) $(PYTHON) -m systemtest --deb "$$(ls build/deb/dcf77shm_*_all.deb)" $(SYSTEMTEST_FLAGS)

@@ -49,7 +49,8 @@ def test_chronyd_parses(path: Path) -> None:
 def _rewrite(text: str, tmp: Path, unit: int) -> str:
     """Point the file's paths into tmp and its SHM unit at a test unit."""
     text = re.sub(r"refclock SHM \d+", f"refclock SHM {unit}", text)
-    text = text.replace("/run/chrony/", f"{tmp}/run/")
+    for run_dir in ("/run/chrony/", "/run/dcf77shm-sock/"):
+        text = text.replace(run_dir, f"{tmp}/run/")
     for name in ("server.key", "server.crt"):
         text = text.replace(f"/etc/chrony/nts/{name}", str(tmp / name))
     text = text.replace("/etc/chrony/chrony.keys", str(tmp / "keys"))

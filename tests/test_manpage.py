@@ -108,7 +108,7 @@ def test_completion_of_source_and_output_specs(tmp_path: Path) -> None:
     assert complete("dcf77shm monitor --source re", 3) == ["replay:"]
     assert complete("dcf77shm record --source g", 3) == ["gpiod:"]
     assert complete("dcf77shm run --output ", 3) == ["shm:", "sock:"]
-    assert complete("dcf77shm run --output sock:", 3) == ["sock:/run/chrony/dcf77.sock"]
+    assert complete("dcf77shm run --output sock:", 3) == ["sock:/run/dcf77shm-sock/dcf77.sock"]
     (tmp_path / "cap.edges").write_text("")
     assert complete(f"dcf77shm run --source replay:{tmp_path}/ca", 3) == [
         f"replay:{tmp_path}/cap.edges"

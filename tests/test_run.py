@@ -212,7 +212,8 @@ def test_packaged_unit_and_socket_are_the_shipped_chrony_lines() -> None:
 @pytest.mark.parametrize(
     ("source", "output"),
     [("sim", "shm:77"), ("replay:LOG", "shm:77"), ("sim", "shm:0077"),
-     ("replay:LOG", "sock:/run/chrony/dcf77.sock"), ("sim", "sock:/run/chrony//dcf77.sock")],
+     ("replay:LOG", "sock:/run/dcf77shm-sock/dcf77.sock"),
+     ("sim", "sock:/run/dcf77shm-sock//dcf77.sock")],
 )  # fmt: skip
 def test_test_sources_refuse_the_live_unit_without_force(
     tmp_path: Path, source: str, output: str

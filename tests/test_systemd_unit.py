@@ -105,5 +105,22 @@ def test_adopt_gives_chronyds_segment_to_the_service_user(tmp_path: Path) -> Non
         text=True,
     )
     assert r.returncode == 2 and "no user 'nx_'" in r.stderr
-    conf.write_text('output = "sock:/run/chrony/dcf77.sock"\n')
+    conf.write_text('output = "sock:/run/dcf77shm-sock/dcf77.sock"\n')
     assert "nothing to do" in adopt().stdout
+
+
+def test_adopt_leaves_a_bad_config_to_run(tmp_path: Path) -> None:
+    # In ExecStartPre= a failure would restart the unit every 5 s
+    # (RestartPreventExitStatus=2 covers the main process only): `run` reports
+    # the config, once, and exits 2.
+    conf = tmp_path / "bad.toml"
+    conf.write_text('output = "shm:77"\npolarity = "sideways"\n')
+    cmd = [sys.executable, "-m", "dcf77shm", "shm", "adopt", "--config", str(conf)]
+    r = subprocess.run([*cmd, "--user", "nobody"], capture_output=True, text=True)
+    assert r.returncode == 0 and "nothing adopted" in r.stdout and not r.stderr, r
+    run = subprocess.run(
+        [sys.executable, "-m", "dcf77shm", "run", "--config", str(conf)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "sideways" in run.stderr

@@ -30,7 +30,7 @@ from dcf77shm.cli.options import (
     pipeline_options,
     random_start,
 )
-from dcf77shm.cli.run import run, shm
+from dcf77shm.cli.run import run, shm, stderr_is_journal
 from dcf77shm.cli.service import calibrate, status
 from dcf77shm.errors import BadInput, Dcf77Error
 from dcf77shm.fileio import STDOUT, Output, check_output
@@ -40,7 +40,9 @@ from dcf77shm.model import MinuteReport, Polarity
 
 
 def _fail(msg: str, status: int) -> NoReturn:
-    click.echo(f"dcf77shm: {msg}", err=True)
+    # Under the service the line goes to journald: "<3>" files it as an error.
+    prio = "<3>" if stderr_is_journal() else ""
+    click.echo(f"{prio}dcf77shm: {msg}", err=True)
     sys.exit(status)
 
 

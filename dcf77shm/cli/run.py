@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -27,13 +28,57 @@ from dcf77shm.sinks.sock import PACKAGED_SOCK
 from dcf77shm.spec import ascii_int
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# Under systemd, stderr goes to journald, which stamps every line itself and
+# reads a leading "<N>" as the line's syslog priority (sd-daemon(3); the unit's
+# SyslogLevelPrefix= is on by default): no second timestamp, and warnings show
+# as warnings in `journalctl -p warning`.
+JOURNAL_FORMAT = "<%(priority)d>%(message)s"
+# (logging level at least, syslog priority): CRITICAL crit, ERROR err,
+# WARNING warning, INFO info, below that debug.
+SYSLOG_PRIORITY = (
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+)
 
 
-def setup_logging(verbose: int) -> None:
+def syslog_priority(levelno: int) -> int:
+    return next((prio for level, prio in SYSLOG_PRIORITY if levelno >= level), 7)
+
+
+def stderr_is_journal(env: Mapping[str, str] | None = None, fd: int = 2) -> bool:
+    """True when ``fd`` is the stream systemd connected to journald.
+
+    systemd sets JOURNAL_STREAM=DEV:INODE of that stream; a child whose stderr
+    was redirected elsewhere inherits the variable, hence the comparison
+    (systemd.exec(5), "$JOURNAL_STREAM").
+    """
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep or not dev.isdigit() or not ino.isdigit():
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.priority = syslog_priority(record.levelno)
+        return super().format(record)
+
+
+def setup_logging(verbose: int, env: Mapping[str, str] | None = None) -> None:
     """-v: every frame and dropped sample; -vv: also every published sample."""
-    logging.basicConfig(
-        stream=sys.stderr, format=LOG_FORMAT, level=logging.DEBUG if verbose else logging.INFO
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if stderr_is_journal(env):
+        handler.setFormatter(_JournalFormatter(JOURNAL_FORMAT))
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(handlers=[handler], level=logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("dcf77shm.run.samples").setLevel(
         logging.DEBUG if verbose >= 2 else logging.INFO
     )
@@ -274,7 +319,15 @@ def adopt(config_path: Path, user: str) -> None:
     from dcf77shm.cli.config import load
     from dcf77shm.sinks.shmtools import adopt as adopt_segment
 
-    output = load(config_path, run).get("output_spec")
+    try:
+        output = load(config_path, run).get("output_spec")
+    except BadInput:
+        # A config `run` will refuse: `run` reports it (one line, exit 2, so
+        # the unit's RestartPreventExitStatus=2 stops the restarts).  Failing
+        # here would report it twice and, in ExecStartPre=, restart the unit
+        # every 5 s: RestartPreventExitStatus= looks at the main process only.
+        click.echo(f"{config_path}: not a valid config; nothing adopted (`dcf77shm run` says why)")
+        return
     if not isinstance(output, str):
         raise BadInput(f'{config_path}: no `output` key; add e.g. output = "shm:{PACKAGED_UNIT}"')
     click.echo(adopt_segment(output, user))

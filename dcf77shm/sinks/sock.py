@@ -33,7 +33,7 @@ log = logging.getLogger("dcf77shm.sock")
 SOCK_MAGIC = 0x534F434B
 # The path of the shipped `refclock SOCK` line (chrony/dcf77shm-sock.conf; a
 # test keeps the two equal): the one a production chronyd reads.
-PACKAGED_SOCK = "/run/chrony/dcf77.sock"
+PACKAGED_SOCK = "/run/dcf77shm-sock/dcf77.sock"
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_PATH = 107
 SEND_TIMEOUT_S = 0.1
@@ -69,7 +69,7 @@ class SockSink:
         if not arg.startswith("/"):
             raise BadInput(
                 f"bad SOCK path {arg!r}: give the absolute path of chrony's "
-                "`refclock SOCK` line, e.g. sock:/run/chrony/dcf77.sock"
+                "`refclock SOCK` line, e.g. sock:/run/dcf77shm-sock/dcf77.sock"
             )
         if len(os.fsencode(arg)) > MAX_PATH:
             raise BadInput(f"SOCK path {arg!r} is longer than {MAX_PATH} bytes (unix socket limit)")
@@ -101,8 +101,9 @@ class SockSink:
             if not os.access(self.path, os.W_OK):
                 raise RuntimeFailure(
                     f"{self.path}: permission denied (owner uid {st.st_uid}, mode "
-                    f"{stat.S_IMODE(st.st_mode):04o}); fix: run dcf77shm as root or as "
-                    "chronyd's user"
+                    f"{stat.S_IMODE(st.st_mode):04o}); fix: put the socket in "
+                    "/run/dcf77shm-sock/ (the package's chrony.service drop-in gives it to "
+                    "_dcf77 at each chronyd start) and restart chrony, or run dcf77shm as root"
                 )
         self._opened = True
 
