@@ -246,11 +246,12 @@ class Served:
     run_rms_ms: tuple[float, ...]
     sd_ms: float | None
     ferr_ppm: float | None
+    fit_rms_ms: float | None  # the floor (bench/servedrun.py: _with_fit)
 
     @staticmethod
     def of(rs: list[RunResult], w: Window) -> Served:
         errs: list[float] = []
-        run_rms, sds, ferrs = [], [], []
+        run_rms, sds, ferrs, fits = [], [], [], []
         unselected = 0
         for r in rs:
             if r.selected_s is None or r.selected_s > w.lo_min * 60:
@@ -265,6 +266,7 @@ class Served:
             if sd:
                 sds.append(statistics.median(sd))
             ferrs += [s.freq_err_ppm for s in snaps]
+            fits += [s.fit_err_s * 1e3 for s in snaps if s.fit_err_s is not None]
         return Served(
             len(rs),
             unselected,
@@ -273,6 +275,7 @@ class Served:
             tuple(run_rms),
             _mean(sds),
             math.sqrt(statistics.fmean(x * x for x in ferrs)) if ferrs else None,
+            math.sqrt(statistics.fmean(x * x for x in fits)) if fits else None,
         )
 
     def cell(self) -> str:
@@ -302,18 +305,31 @@ def cells(results: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
 
 
 def served_table(results: list[RunResult], w: Window) -> None:
-    print(f"\nserved error, {w.name} after switch-on (ms; runs = per-run RMS)")
-    head = ("signal", "chrony line", "n", "RMS", "max", "runs", "sd", "ferr ppm", "not #*")
-    print("{:<8} {:<32} {:>2} {:>6} {:>6} {:<17} {:>6} {:>8} {:>6}".format(*head))
+    print(
+        f"\nserved error, {w.name} after switch-on (ms; runs = per-run RMS; "
+        "fit = a line through the same samples)"
+    )
+    head = ("signal", "chrony line", "n", "RMS", "max", "runs", "fit", "sd", "ferr ppm", "not #*")
+    fmt = "{:<8} {:<32} {:>2} {:>6} {:>6} {:<11} {:>6} {:>6} {:>8} {:>6}"
+    print(fmt.format(*head))
     for (sig, line), rs in cells(results).items():
         sv = Served.of(rs, w)
         spread = (
             f"{min(sv.run_rms_ms):.2f}-{max(sv.run_rms_ms):.2f}" if len(sv.run_rms_ms) > 1 else ""
         )
         print(
-            f"{sig:<8} {_line_name(line):<32} {len(rs):>2} {_f(sv.rms_ms):>6} "
-            f"{_f(sv.max_ms):>6} {spread:<17} {_f(sv.sd_ms):>6} {_f(sv.ferr_ppm):>8} "
-            f"{sv.unselected:>6}"
+            fmt.format(
+                sig,
+                _line_name(line),
+                len(rs),
+                _f(sv.rms_ms),
+                _f(sv.max_ms),
+                spread,
+                _f(sv.fit_rms_ms),
+                _f(sv.sd_ms),
+                _f(sv.ferr_ppm),
+                sv.unselected,
+            )
         )
 
 
@@ -444,6 +460,14 @@ def readme(results: list[RunResult], w: Window) -> None:
     for ln in lines:
         row = [Served.of(groups[(s, ln)], w).cell() if (s, ln) in groups else "" for s in sigs]
         print(f"| `{_line_name(ln)}` | " + " | ".join(row) + " |")
+    floor = []
+    for s in sigs:
+        rs = [r for r in results if r.signal == s and r.line == lines[0]]
+        fit = Served.of(rs, w).fit_rms_ms if rs else None
+        floor.append(f"{fit:.2f}" if fit is not None else "")
+    print(
+        "| floor: a least-squares line through the same samples (RMS) | " + " | ".join(floor) + " |"
+    )
     print(
         "\nStart-up and latency (all signals pooled): switch-on to the first sample and to "
         "`#*`, how old samples are when published and what is left of chrony's age limit:\n"
@@ -454,8 +478,9 @@ def readme(results: list[RunResult], w: Window) -> None:
         rs = [r for r in results if r.line == ln]
         t = Timing.of(rs)
         print(
-            f"| `{_line_name(ln)}` | {_f(t.first_s, 0)} s | {_f(t.selected_s, 0)} s "
-            f"({t.selected_range} s) | {_f(t.age_p50, 1)} / {_f(t.age_max, 1)} s | "
+            f"| `{_line_name(ln)}` | {_f(t.first_s, 0)} s | {_f(t.selected_s, 0)} s"
+            f"{f' ({t.selected_range} s)' if t.selected_range else ''} | "
+            f"{_f(t.age_p50, 1)} / {_f(t.age_max, 1)} s | "
             f"{_f(t.margin_s, 1)} s |"
         )
 

@@ -18,7 +18,9 @@ clock at once, and serves that clock) minus that known offset.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -45,6 +47,7 @@ EVERY_S = 4.0  # and afterwards
 WATCH_EVERY_S = 0.02  # SHM polls: the resolution of publication times
 CPU_FROM_S = 120.0  # steady-state cost from here: start-up (imports, the log) excluded
 WIDTH_SPREAD_MS = 8.0  # pulse-width sigma, as bench/decoders.py: bits, not timing
+FIT_SPAN_S = 1200.0  # the floor's line uses the samples of the last 20 min
 TAIL_S = 60  # the log runs this much past the run, so the replay never ends first
 
 
@@ -239,6 +242,7 @@ class Snap:
     freq_err_ppm: float  # chrony's frequency estimate minus the true one
     sd_s: float | None  # sourcestats std dev
     np: int | None  # sourcestats samples in the regression
+    fit_err_s: float | None = None  # the floor: a line through the samples published by then
 
 
 @dataclass
@@ -371,6 +375,7 @@ def run_one(
     if lock_ns is not None:
         res.lock_s = (lock_ns - truth.t_on_ns) / NS_PER_S
     _score_samples(res, truth, published)
+    res.snaps = _with_fit(res.snaps, truth, published)
     return res
 
 
@@ -437,3 +442,39 @@ def _score_samples(res: RunResult, truth: Truth, published: list[Published]) -> 
             res.wrong_labels += 1
         else:
             res.rx_err_ms.append((p.receive_ns - true_ns) / NS_PER_MS)
+
+
+def _with_fit(snaps: list[Snap], truth: Truth, published: list[Published]) -> list[Snap]:
+    """Add the floor to each snapshot: the error of a least-squares line through
+    the samples published by then (the last FIT_SPAN_S of them), evaluated then.
+
+    A line, not a mean: chrony does not know the frequency either, and the
+    line's end point costs 2 sigma/sqrt(N), twice a mean's.  chrony does the
+    same with a median filter in front and its own choice of how many points
+    to keep, so this is what its RMS is measured against.
+    """
+    delay_s = truth.delay_ms / 1e3
+    pub = [p.pub_ns for p in published]
+    xs = [(p.receive_ns - truth.t_on_ns) / NS_PER_S for p in published]
+    # each sample's own estimate of radio minus system time, delay compensated
+    ys = [(p.clock_ns - p.receive_ns) / NS_PER_S + delay_s for p in published]
+    sums = [(0.0, 0.0, 0.0, 0.0)]
+    for x, y in zip(xs, ys, strict=True):
+        a, b, c, d = sums[-1]
+        sums.append((a + x, b + y, c + x * x, d + x * y))
+    out = []
+    for s in snaps:
+        t_ns = truth.t_on_ns + round(s.t_s * NS_PER_S)
+        hi = bisect.bisect_right(pub, t_ns)
+        lo = bisect.bisect_left(xs, s.t_s - FIT_SPAN_S, 0, hi)
+        n = hi - lo
+        fit = None
+        if n >= 3:
+            sx, sy, sxx, sxy = (a - b for a, b in zip(sums[hi], sums[lo], strict=True))
+            mx, my = sx / n, sy / n
+            vxx = sxx / n - mx * mx
+            if vxx > 0:
+                slope = (sxy / n - mx * my) / vxx
+                fit = my + slope * (s.t_s - mx) - truth.injected_s(t_ns)
+        out.append(dataclasses.replace(s, fit_err_s=fit))
+    return out
