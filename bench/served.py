@@ -15,9 +15,15 @@ says what the true time is (see bench/servedrun.py).  Per cell (signal x line):
   lock        switch-on to the driver's LOCK line (s, mean)
   1st         switch-on to the first sample published (s, mean)
   #*          switch-on to chrony selecting DCF at stratum 1 (s, mean; 2 s resolution)
-  age         how old samples are when published (p50 / max, s); margin = chrony's
-              age limit 2^(poll+1) s - max age - 0.5 s (dpoll -1 reads twice a second)
-  lost        published samples chrony did not take (too old, or overwritten)
+  age         how old samples are when published (p50 / max / the first one, s);
+              margin = chrony's age limit 2^(poll+1) s - max age - 0.5 s (dpoll -1
+              reads twice a second).  With SHM these are the samples the segment
+              showed, which are those chrony could take: at lock the driver publishes
+              a burst of which the segment keeps the last; --log-samples (-vv) or
+              --sink sock show every one
+  pub         samples the driver published (its exit line)
+  lost        of those, samples chrony did not take: too old, or overwritten in the
+              segment before chrony read it (the burst at lock: SHM keeps only the last)
   rx          |receive time - true leading edge| of the published samples (p99 / max, ms)
   run         CPU-s per minute of signal (from 2 min on), wake-ups/s, peak RSS (MB)
 
@@ -114,35 +120,42 @@ class Units:
         return self._next - 1
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    minutes: float
+    sink: str
+    log_samples: bool
+    jobs: int
+    base: Path  # work folders
+    save: Path | None
+
+
 def run_group(
-    g: Group,
-    units: list[int],
-    minutes: float,
-    sink: str,
-    base: Path,
-    watcher: ShmWatcher,
-    stop: threading.Event,
+    g: Group, units: list[int], st: Settings, watcher: ShmWatcher, stop: threading.Event
 ) -> list[RunResult]:
-    d = base / f"{g.signal.key}-seed{g.seed}"
+    d = st.base / f"{g.signal.key}-seed{g.seed}"
     d.mkdir(parents=True)
     t_on_s = math.ceil(time.time()) + LEAD_S
     log = d / "signal.edges"
-    truth = make_log(g.signal, g.seed, t_on_s, round(minutes * 60) + TAIL_S, log)
+    truth = make_log(g.signal, g.seed, t_on_s, round(st.minutes * 60) + TAIL_S, log)
     print(
         f"{time.strftime('%H:%M:%S')} start {g.signal.key} seed {g.seed}: "
         f"{', '.join(ln.key for ln in g.lines)} (offset {truth.offset_ms:+.1f} ms, "
         f"delay {truth.delay_ms:.1f} ms)",
         flush=True,
     )
-    plans = [RunPlan(ln, sink, u, d / ln.key) for ln, u in zip(g.lines, units, strict=True)]
+    plans = [
+        RunPlan(ln, st.sink, u, d / ln.key, st.log_samples)
+        for ln, u in zip(g.lines, units, strict=True)
+    ]
     with ThreadPoolExecutor(len(plans)) as ex:
-        futures = [ex.submit(run_one, p, truth, log, g.seed, minutes, watcher, stop) for p in plans]
+        futures = [
+            ex.submit(run_one, p, truth, log, g.seed, st.minutes, watcher, stop) for p in plans
+        ]
         return [f.result() for f in futures]
 
 
-def run_all(
-    groups: list[Group], minutes: float, sink: str, jobs: int, base: Path, save: Path | None
-) -> list[RunResult]:
+def run_all(groups: list[Group], st: Settings) -> list[RunResult]:
     """Groups start as soon as their runs fit into `jobs` slots (a group that alone
     is bigger than `jobs` runs alone)."""
     units, watcher, stop = Units(), ShmWatcher(), threading.Event()
@@ -155,10 +168,10 @@ def run_all(
             used = sum(running.values())
             for g in list(pending):
                 n = len(g.lines)
-                if used + n <= jobs or not running:
+                if used + n <= st.jobs or not running:
                     pending.remove(g)
                     us = [units.take() for _ in g.lines]
-                    running[pool.submit(run_group, g, us, minutes, sink, base, watcher, stop)] = n
+                    running[pool.submit(run_group, g, us, st, watcher, stop)] = n
                     used += n
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
@@ -166,8 +179,8 @@ def run_all(
                 for r in f.result():
                     results.append(r)
                     print(run_line(r), flush=True)
-                    if save is not None:
-                        with save.open("a") as out:
+                    if st.save is not None:
+                        with st.save.open("a") as out:
                             out.write(json.dumps(asdict(r)) + "\n")
     except KeyboardInterrupt:
         print("interrupted: stopping the runs", file=sys.stderr)
@@ -343,6 +356,7 @@ class Timing:
     age_max: float | None
     first_age_max: float | None
     margin_s: float | None
+    published: int
     lost: int
     rx_p99: float | None
     rx_max: float | None
@@ -368,7 +382,8 @@ class Timing:
             age_max,
             max(firsts) if firsts else None,
             None if age_max is None else limit - age_max - 0.5,
-            sum(r.published - r.accepted for r in rs),
+            sum(r.published for r in rs if r.published is not None),
+            sum(r.published - r.accepted for r in rs if r.published is not None),
             _pct(rx, 0.99),
             max(rx) if rx else None,
             sum(r.wrong_labels for r in rs),
@@ -396,6 +411,7 @@ def timing_table(results: list[RunResult]) -> None:
         "max",
         "1st",
         "margin",
+        "pub",
         "lost",
         "rx p99",
         "max",
@@ -406,8 +422,8 @@ def timing_table(results: list[RunResult]) -> None:
         "start CPU",
     )
     fmt = (
-        "{:<8} {:<32} {:>4} {:>4} {:>4} {:<8} {:>7} {:>5} {:>5} {:>6} {:>4} {:>6} {:>5} {:>5} "
-        "{:>9} {:>6} {:>4} {:>9}"
+        "{:<8} {:<32} {:>4} {:>4} {:>4} {:<8} {:>7} {:>5} {:>5} {:>6} {:>5} {:>4} {:>6} {:>5} "
+        "{:>5} {:>9} {:>6} {:>4} {:>9}"
     )
     print(fmt.format(*head))
     for (sig, line), rs in cells(results).items():
@@ -425,6 +441,7 @@ def timing_table(results: list[RunResult]) -> None:
                 _f(t.age_max, 1),
                 _f(t.first_age_max, 1),
                 _f(t.margin_s, 1),
+                t.published,
                 t.lost,
                 _f(t.rx_p99, 1),
                 _f(t.rx_max, 1),
@@ -514,6 +531,11 @@ def main() -> int:
     ap.add_argument("--windows", default="8-,10-40", help="minutes after switch-on")
     ap.add_argument("--jobs", type=int, default=4, help="concurrent runs (chronyd + run each)")
     ap.add_argument("--sink", choices=("shm", "sock"), default="shm")
+    ap.add_argument(
+        "--log-samples",
+        action="store_true",
+        help="run -vv: every sample's age, also those a segment overwrites (costs a little CPU)",
+    )
     ap.add_argument("--save", type=Path, help="append each run's result here (JSON Lines)")
     ap.add_argument("--load", type=Path, nargs="+", help="tabulate saved results, run nothing")
     ap.add_argument("--keep", action="store_true", help="keep the work folders (logs)")
@@ -556,7 +578,8 @@ def main() -> int:
         base = Path(tempfile.mkdtemp(prefix="served-"))
         t0 = time.monotonic()
         try:
-            results = run_all(groups, minutes, a.sink, a.jobs, base, a.save)
+            st = Settings(minutes, a.sink, a.log_samples, a.jobs, base, a.save)
+            results = run_all(groups, st)
         finally:
             if a.keep:
                 print(f"work folders kept in {base}")

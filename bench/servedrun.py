@@ -260,7 +260,8 @@ class RunResult:
     first_sample_s: float | None = None
     selected_s: float | None = None
     ages_s: list[float] = field(default_factory=list)  # publication age of each sample
-    published: int = 0
+    published: int | None = None  # by the driver (its exit line)
+    seen: int = 0  # by the bench: in the segment (SHM, which keeps only the last) or -vv log
     accepted: int = 0  # by chrony (its refclocks log)
     wrong_labels: int = 0
     rx_err_ms: list[float] = field(default_factory=list)  # receive time - true edge
@@ -276,6 +277,7 @@ class RunPlan:
     sink: str  # "shm" or "sock"
     unit: int  # SHM unit (unused for sock)
     workdir: Path
+    log_samples: bool  # run -vv: every sample's publication time, at a little CPU
 
 
 def _log_time(asctime: str) -> int:
@@ -289,8 +291,9 @@ _SAMPLE_LINE = re.compile(
 )
 
 
-def _sock_published(log_text: str) -> list[Published]:
-    """SOCK has no segment to watch: -vv logs each sample as it goes out."""
+def _logged_samples(log_text: str) -> list[Published]:
+    """Every sample as -vv logs it when it goes out (SOCK has no segment to watch,
+    and a segment keeps only the last of a burst)."""
     out = []
     for line in log_text.splitlines():
         m = _SAMPLE_LINE.match(line)
@@ -325,7 +328,7 @@ def run_one(
     offset_s = truth.delay_ms / 1e3
     if plan.sink == "shm":
         refclock = line.refclock("SHM", str(plan.unit), offset_s)
-        output, verbose = f"shm:{plan.unit}", []
+        output, verbose = f"shm:{plan.unit}", ["-vv"] if plan.log_samples else []
     else:
         path = plan.workdir / "run" / "dcf.sock"
         refclock = line.refclock("SOCK", str(path), offset_s)
@@ -335,7 +338,7 @@ def run_one(
     published: list[Published] = []
     driver: Driver | None = None
     try:
-        if plan.sink == "shm":
+        if not verbose:
             published = watcher.add(plan.unit)
         driver = Driver(
             [
@@ -357,7 +360,7 @@ def run_one(
             rc = driver.stop()
             if rc not in (0, -15) and not res.failure:
                 res.failure = f"run exited {rc}"
-            if plan.sink == "shm":
+            if not verbose:
                 watcher.remove(plan.unit)
     finally:
         c = sample(chronyd.proc.pid) if chronyd.proc is not None else None
@@ -369,8 +372,10 @@ def run_one(
             with contextlib.suppress(sysv_ipc.ExistentialError):
                 sysv_ipc.SharedMemory(key_for(plan.unit)).remove()
     text = driver.log_text() if driver is not None else ""
-    if plan.sink == "sock":
-        published = _sock_published(text)
+    if verbose:
+        published = _logged_samples(text)
+    m = re.search(r" INFO (\d+) samples published", text)
+    res.published = int(m[1]) if m else None
     lock_ns = _lock_time(text)
     if lock_ns is not None:
         res.lock_s = (lock_ns - truth.t_on_ns) / NS_PER_S
@@ -432,7 +437,7 @@ def _sample_until_end(
 
 
 def _score_samples(res: RunResult, truth: Truth, published: list[Published]) -> None:
-    res.published = len(published)
+    res.seen = len(published)
     if published:
         res.first_sample_s = (published[0].pub_ns - truth.t_on_ns) / NS_PER_S
     for p in published:
