@@ -312,3 +312,39 @@ def test_status_command_on_a_running_daemon(tmp_path: Path) -> None:
     assert r.returncode == 1 and "stopped" in r.stderr and r.stderr.count("\n") == 1
     r = cli("status", "--file", str(tmp_path / "none.json"))
     assert r.returncode == 1 and "not running" in r.stderr
+
+
+def _run_with_status(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    st = tmp_path / "status.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
+         "--output", f"sock:{tmp_path}/absent.sock", "--status-file", str(st)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not st.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    return proc, st
+
+
+def test_sighup_stops_cleanly_and_the_status_file_says_so(tmp_path: Path) -> None:
+    proc, st = _run_with_status(tmp_path)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+    assert json.loads(st.read_text())["running"] is False
+    r = cli("status", "--file", str(st))
+    assert r.returncode == 1 and "stopped" in r.stderr
+
+
+def test_status_of_a_killed_run_names_the_dead_pid(tmp_path: Path) -> None:
+    proc, st = _run_with_status(tmp_path)
+    proc.kill()  # SIGKILL: no chance to write "stopped"
+    proc.wait(20)
+    assert json.loads(st.read_text())["running"] is True  # the file still says running
+    r = cli("status", "--file", str(st))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert f"pid {proc.pid} is gone" in r.stderr

@@ -139,14 +139,17 @@ class Runner:
         self.stop(signal.Signals(signum).name)
 
     def run(self) -> RunStats:
-        """Until the source ends or SIGTERM/SIGINT; closes sink and source."""
+        """Until the source ends or SIGTERM/SIGINT/SIGHUP; closes sink and source."""
         live = getattr(self.source, "live", True)
         if not live:
             # A replay as fast as it goes: its times are not now, and chrony's
             # age limit is not ours to apply.
             self.check.max_age_ns = None
         mono_clock = getattr(self.source, "mono_clock", None)
-        old = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        # SIGHUP (a closed terminal, `kill -HUP`) stops cleanly too: the status
+        # file then says stopped, never a dead process that looks alive.
+        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        old = {s: signal.signal(s, self._signal) for s in stops}
         try:
             self.source.open()
             self.sink.open()
