@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -275,8 +277,20 @@ def test_run_replay_notifies_systemd_and_counts_what_it_published(tmp_path: Path
         f'status_file = "{tmp_path}/status.json"\nmetrics_textfile = "{tmp_path}/m.prom"\n'
     )
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "100000"}
+    received: list[bytes] = []
+    rx.settimeout(5)
+
+    def read_like_chronyd() -> None:  # as they come: the queue holds only 10
+        with contextlib.suppress(TimeoutError):
+            while True:
+                received.append(rx.recv(100))
+
+    reader = threading.Thread(target=read_like_chronyd)
+    reader.start()
     r = cli("run", "--config", str(conf), env=env)
+    reader.join()
     assert r.returncode == 0, r.stderr
+    assert len(received) == n_samples  # what the counters below call published
     msgs = drain(notify)
     assert msgs[0]["READY"] == "1"
     assert {"STOPPING": "1"} in msgs

@@ -223,10 +223,16 @@ class Runner:
         if found is not None:
             self._drop(s, *found)
             return
+        lost_before = getattr(self.sink, "dropped", 0)
         try:
             self.sink.publish(s)
         except ValueError as e:  # a time the sink's format cannot hold (32-bit time_t)
             self._drop(s, DropReason.SINK_REFUSED, str(e))
+            return
+        if getattr(self.sink, "dropped", 0) != lost_before:
+            # Counted as what it is: a second chronyd never got (SOCK: no
+            # socket, refused, or not reading), not as published.
+            self._drop(s, DropReason.UNDELIVERED, "the sink could not deliver it")
             return
         self.stats.published += 1
         self.hooks.published(s)
