@@ -303,16 +303,8 @@ def test_run_replay_notifies_systemd_and_counts_what_it_published(tmp_path: Path
 
 
 def test_status_command_on_a_running_daemon(tmp_path: Path) -> None:
-    st = tmp_path / "status.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
-         "--output", f"sock:{tmp_path}/absent.sock", "--status-file", str(st)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, st = _run_with_status(tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not st.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         r = cli("status", "--file", str(st))
         assert r.returncode == 0, r.stderr
         assert "no lock" in r.stdout and "0 published" in r.stdout
