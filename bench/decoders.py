@@ -224,6 +224,8 @@ def main() -> int:
     print(
         f"simulated minutes: {total_minutes} per decoder; wall time {time.time() - t_start:.0f} s"
     )
+    if not a.no_real:
+        real_captures()
     return 0
 
 

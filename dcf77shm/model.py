@@ -137,6 +137,7 @@ class DropReason(enum.Enum):
     NOT_MONOTONIC = "not_monotonic"
     TOO_OLD = "too_old"  # older than chrony accepts (2^(poll+1) s)
     SINK_REFUSED = "sink_refused"  # a time the sink's format cannot hold
+    UNDELIVERED = "undelivered"  # the sink could not hand it over (chronyd not reachable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,3 +173,44 @@ def test_nul_byte_in_a_config_value(line: str, tmp_path: Path) -> None:
     if "output" not in line:
         args += ["--output", "shm:1"]
     assert "NUL" in one_line(run_cli(*args))
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("1" * 5000 + " 1\n", "a line longer than 4096 bytes"),
+        ("1" * 30 + " 1\n", "is not an integer (of at most 20 digits)"),
+        ("1 1 " + "7" * 25 + "\n", "expected '<time_ns> <level>'"),
+        ("x" * 3000 + "\n", "... (3000 characters)"),
+    ],
+)
+def test_edge_logs_that_used_to_crash(body: str, needle: str, tmp_path: Path) -> None:
+    log = tmp_path / "bad.edges"
+    log.write_text("# dcf77shm edges v1\n" + body)
+    r = run_cli("decode", log)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert needle in r.stderr and len(r.stderr) < 300
+
+
+def test_decode_reads_a_pipe_and_standard_input_and_refuses_dev_zero(tmp_path: Path) -> None:
+    log = tmp_path / "sim.edges"
+    r = run_cli("simulate", "--start", "2024-05-01T10:00:00Z", "--duration", "4m", "-o", log)
+    assert r.returncode == 0, r.stderr
+    want = run_cli("decode", "--json", log).stdout
+    assert want.count('"type": "sample"') > 30
+    piped = subprocess.run(
+        [sys.executable, "-m", "dcf77shm", "decode", "--json", "-"],
+        input=log.read_bytes(), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert piped.returncode == 0 and piped.stdout.decode() == want
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"cat '{log}' > '{fifo}'"])
+    r = run_cli("decode", "--json", fifo)
+    writer.wait(10)
+    assert r.returncode == 0 and r.stdout == want, r.stderr
+    bom = tmp_path / "bom.edges"
+    bom.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())  # saved by an editor
+    assert run_cli("decode", "--json", bom).stdout == want
+    r = run_cli("decode", "/dev/zero", timeout=30)  # one endless line: bounded memory
+    assert r.returncode == 2 and "a line longer than 4096 bytes" in r.stderr

@@ -287,3 +287,19 @@ def test_pace_warns_when_the_log_is_far_from_now(tmp_path: Path) -> None:
         "run", "--source", f"replay:{near}", "--pace", "--output", f"sock:{tmp_path}/a.sock"
     )
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_samples_chronyd_never_got_are_not_counted_as_published(tmp_path: Path) -> None:
+    log = tmp_path / "sim.edges"
+    r = run_cli("simulate", "--start", "2024-05-01T10:00:00Z", "--duration", "5m", "-o", log)
+    assert r.returncode == 0, r.stderr
+    st = tmp_path / "status.json"
+    # No chronyd behind the socket: every sample is lost.
+    r = run_cli("run", "--source", f"replay:{log}", "--output", f"sock:{tmp_path}/none.sock",
+                "--status-file", st)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    snap = json.loads(st.read_text())
+    lost = snap["samples_dropped"].get(DropReason.UNDELIVERED.value, 0)
+    assert lost > 60  # minutes of decoded seconds, each one lost
+    assert snap["samples_published"] == 0
+    assert "0 samples published" in r.stderr

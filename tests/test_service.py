@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -275,8 +277,20 @@ def test_run_replay_notifies_systemd_and_counts_what_it_published(tmp_path: Path
         f'status_file = "{tmp_path}/status.json"\nmetrics_textfile = "{tmp_path}/m.prom"\n'
     )
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "100000"}
+    received: list[bytes] = []
+    rx.settimeout(5)
+
+    def read_like_chronyd() -> None:  # as they come: the queue holds only 10
+        with contextlib.suppress(TimeoutError):
+            while True:
+                received.append(rx.recv(100))
+
+    reader = threading.Thread(target=read_like_chronyd)
+    reader.start()
     r = cli("run", "--config", str(conf), env=env)
+    reader.join()
     assert r.returncode == 0, r.stderr
+    assert len(received) == n_samples  # what the counters below call published
     msgs = drain(notify)
     assert msgs[0]["READY"] == "1"
     assert {"STOPPING": "1"} in msgs
@@ -289,16 +303,8 @@ def test_run_replay_notifies_systemd_and_counts_what_it_published(tmp_path: Path
 
 
 def test_status_command_on_a_running_daemon(tmp_path: Path) -> None:
-    st = tmp_path / "status.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
-         "--output", f"sock:{tmp_path}/absent.sock", "--status-file", str(st)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, st = _run_with_status(tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not st.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         r = cli("status", "--file", str(st))
         assert r.returncode == 0, r.stderr
         assert "no lock" in r.stdout and "0 published" in r.stdout
@@ -312,3 +318,39 @@ def test_status_command_on_a_running_daemon(tmp_path: Path) -> None:
     assert r.returncode == 1 and "stopped" in r.stderr and r.stderr.count("\n") == 1
     r = cli("status", "--file", str(tmp_path / "none.json"))
     assert r.returncode == 1 and "not running" in r.stderr
+
+
+def _run_with_status(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    st = tmp_path / "status.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
+         "--output", f"sock:{tmp_path}/absent.sock", "--status-file", str(st)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not st.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    return proc, st
+
+
+def test_sighup_stops_cleanly_and_the_status_file_says_so(tmp_path: Path) -> None:
+    proc, st = _run_with_status(tmp_path)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+    assert json.loads(st.read_text())["running"] is False
+    r = cli("status", "--file", str(st))
+    assert r.returncode == 1 and "stopped" in r.stderr
+
+
+def test_status_of_a_killed_run_names_the_dead_pid(tmp_path: Path) -> None:
+    proc, st = _run_with_status(tmp_path)
+    proc.kill()  # SIGKILL: no chance to write "stopped"
+    proc.wait(20)
+    assert json.loads(st.read_text())["running"] is True  # the file still says running
+    r = cli("status", "--file", str(st))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert f"pid {proc.pid} is gone" in r.stderr

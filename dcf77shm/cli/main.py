@@ -6,7 +6,9 @@ import contextlib
 import datetime as dt
 import inspect
 import json
+import os
 import signal
+import stat
 import sys
 from pathlib import Path
 from types import FrameType
@@ -34,9 +36,19 @@ from dcf77shm.cli.run import run, shm, stderr_is_journal
 from dcf77shm.cli.service import calibrate, status
 from dcf77shm.errors import BadInput, Dcf77Error
 from dcf77shm.fileio import STDOUT, Output, check_output
-from dcf77shm.formats.edgelog import check_edges, iter_edges, write_edges
+from dcf77shm.formats.edgelog import check_edges, iter_edges, read_edges, write_edges
 from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
-from dcf77shm.model import MinuteReport, Polarity
+from dcf77shm.model import Edge, MinuteReport, Polarity
+
+
+def _is_stream(f: Path) -> bool:
+    """`-`, a pipe, FIFO or device: something that can be read only once."""
+    if str(f) == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(f).st_mode)
+    except (OSError, ValueError):
+        return False  # the reader says what is wrong, in one line
 
 
 def _fail(msg: str, status: int) -> NoReturn:
@@ -104,11 +116,21 @@ def decode(
     \b
     The table (--legend prints this above it):
     """
-    counts = [check_edges(f) for f in files]  # refuse any bad file before printing
+    # Refuse any bad file before printing.  A regular file is checked, then
+    # streamed; a pipe, FIFO or device (`-` is standard input) can be read only
+    # once, so it is read whole.
+    loaded: dict[int, list[Edge]] = {}
+    counts = []
+    for i, f in enumerate(files):
+        if _is_stream(f):
+            loaded[i] = read_edges(f)
+            counts.append(len(loaded[i]))
+        else:
+            counts.append(check_edges(f))
     out = sys.stdout
     if legend and not as_json:
         out.write("\n".join(DECODE_LEGEND) + "\n\n")
-    for f, count in zip(files, counts, strict=True):
+    for i, (f, count) in enumerate(zip(files, counts, strict=True)):
         pipe, _ = build_pipeline(
             polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
         )
@@ -118,7 +140,7 @@ def decode(
         tag = "{" + f'"file": {json.dumps(str(f))}, ' if len(files) > 1 else "{"
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
-        for edge in iter_edges(f):
+        for edge in loaded.pop(i) if i in loaded else iter_edges(f):
             if summary.first_edge_ns is None:
                 summary.first_edge_ns = edge.time_ns
             for ev in pipe.feed(edge):

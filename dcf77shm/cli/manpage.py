@@ -126,7 +126,8 @@ def render(cli: click.Group, date: dt.date) -> str:
         "0 success; 1 a runtime failure; 2 bad usage, input or configuration. "
         "Every error is one line on standard error. "
         "SIGINT (Ctrl\\-C) or SIGTERM ends \\fBrun\\fR, \\fBrecord\\fR, \\fBmonitor\\fR "
-        "and \\fBshm status \\-\\-watch\\fR cleanly with 0; any other command they "
+        "and \\fBshm status \\-\\-watch\\fR cleanly with 0 (\\fBrun\\fR on SIGHUP too); "
+        "any other command they "
         "interrupt exits 130 (SIGINT) or 143 (SIGTERM), leaving no half-written output.",
         ".SH EXAMPLES",
         *_examples(),

@@ -174,6 +174,7 @@ def run(
     from dcf77shm.service.state import StateFile
     from dcf77shm.service.status import Monitor
     from dcf77shm.sinks import open_sink
+    from dcf77shm.sinks.writerlock import claim
     from dcf77shm.sources import open_source
 
     scheme = source_spec.partition(":")[0]
@@ -199,6 +200,7 @@ def run(
             options["polarity"] = Polarity(polarity)
     source = open_source(source_spec, options)
     sink = open_sink(output_spec, {})
+    writer = claim(output_spec)  # one writer per unit or socket
     pipeline, leaps = build_pipeline(
         polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
     )
@@ -220,7 +222,11 @@ def run(
         leaps=leaps,
         state_file=state,
     )
-    Runner(source, sink, pipeline, hooks=monitor).run()
+    try:
+        Runner(source, sink, pipeline, hooks=monitor).run()
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def refuse_live_output(output_spec: str, scheme: str) -> None:

@@ -18,6 +18,7 @@ import gzip
 import io
 import itertools
 import os
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,18 +34,39 @@ HEADER = HEADER_V2
 HEADERS = {HEADER_V1: 1, HEADER_V2: 2}
 
 
+MAX_LINE = 4096  # bytes; a data line has about 60
+MAX_DIGITS = 20  # an int64 of nanoseconds has 19
+
+
 def _lines(p: Path) -> Iterator[bytes]:
-    """The raw lines of a plain or gzip file, streamed."""
-    try:
-        raw = p.open("rb")
-    except OSError as e:
-        raise BadInput(f"{p}: cannot read: {e.strerror or e}") from None
-    with raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        stream: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if gz else raw
+    """The raw lines of a plain or gzip file, a FIFO or standard input (``-``),
+    streamed; no line longer than MAX_LINE is ever held (``/dev/zero``)."""
+    if str(p) == "-":
+        opened: contextlib.AbstractContextManager[IO[bytes]] = contextlib.nullcontext(
+            sys.stdin.buffer
+        )
+    else:
         try:
-            yield from stream
+            opened = p.open("rb")
+        except OSError as e:
+            raise BadInput(f"{p}: cannot read: {e.strerror or e}") from None
+    with opened as raw:
+        try:
+            # peek, not read and seek: a pipe cannot go back.
+            head = raw.peek(2)[:2] if isinstance(raw, io.BufferedReader) else b""
+        except OSError as e:
+            raise BadInput(f"{p}: read error: {e}") from None
+        gz = head == b"\x1f\x8b"
+        stream: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if gz else raw
+        lineno = 0
+        try:
+            while line := stream.readline(MAX_LINE + 1):
+                lineno += 1
+                if len(line) > MAX_LINE:
+                    raise BadInput(
+                        f"{p}:{lineno}: a line longer than {MAX_LINE} bytes: not an edge log"
+                    )
+                yield line
         except (EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise BadInput(f"{p}: truncated or corrupt gzip data ({e})") from None
         except OSError as e:
@@ -59,10 +81,15 @@ def _scan(p: Path) -> Iterator[Edge]:
     for lineno, raw in enumerate(_lines(p), start=1):
         # Fast path for the common data line: ASCII digits and a 0/1 level.
         parts_b = raw.split()
-        if version and len(parts_b) == version + 1 and parts_b[0].isdigit():
+        if (
+            version
+            and len(parts_b) == version + 1
+            and parts_b[0].isdigit()
+            and len(parts_b[0]) <= MAX_DIGITS
+        ):
             lv = parts_b[1]
             mono_b = parts_b[2] if version == 2 else b"0"
-            if (lv == b"0" or lv == b"1") and mono_b.isdigit():
+            if (lv == b"0" or lv == b"1") and mono_b.isdigit() and len(mono_b) <= MAX_DIGITS:
                 t = int(parts_b[0])
                 mono = int(mono_b) if version == 2 else None
                 key = t if mono is None else mono
@@ -76,7 +103,7 @@ def _scan(p: Path) -> Iterator[Edge]:
         except UnicodeDecodeError:
             raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
         if lineno == 1:
-            version = HEADERS.get(line, 0)
+            version = HEADERS.get(line.removeprefix("\ufeff"), 0)  # a BOM from an editor
             if not version:
                 raise BadInput(
                     f"{p}:1: missing header: the first line must be {HEADER_V2!r} "
@@ -88,16 +115,22 @@ def _scan(p: Path) -> Iterator[Edge]:
         parts = line.split()
         if len(parts) != version + 1:
             want = "'<time_ns> <level>'" if version == 1 else "'<time_ns> <level> <mono_ns>'"
-            raise BadInput(f"{p}:{lineno}: expected {want}, got {line.strip()!r}")
+            raise BadInput(f"{p}:{lineno}: expected {want}, got {_cut(line.strip())!r}")
         t_s, l_s = parts[0], parts[1]
         if not _is_int(t_s):
-            raise BadInput(f"{p}:{lineno}: time_ns {t_s!r} is not an integer")
+            raise BadInput(
+                f"{p}:{lineno}: time_ns {_cut(t_s)!r} is not an integer "
+                f"(of at most {MAX_DIGITS} digits)"
+            )
         if l_s not in ("0", "1"):
             raise BadInput(f"{p}:{lineno}: level {l_s!r} is not 0 or 1")
         mono = None
         if version == 2:
             if not _is_int(parts[2]):
-                raise BadInput(f"{p}:{lineno}: mono_ns {parts[2]!r} is not an integer")
+                raise BadInput(
+                    f"{p}:{lineno}: mono_ns {_cut(parts[2])!r} is not an integer "
+                    f"(of at most {MAX_DIGITS} digits)"
+                )
             mono = int(parts[2])
         t = int(t_s)
         key = t if mono is None else mono
@@ -130,9 +163,16 @@ def iter_edges(path: str | os.PathLike[str]) -> Iterator[Edge]:
 
 
 def _is_int(s: str) -> bool:
+    """ASCII digits, an optional minus, at most MAX_DIGITS of them (int() of a
+    4,300-digit string is refused by Python itself)."""
     if s.startswith("-"):
         s = s[1:]
-    return s.isascii() and s.isdigit()
+    return s.isascii() and s.isdigit() and len(s) <= MAX_DIGITS
+
+
+def _cut(s: str, n: int = 60) -> str:
+    """A field or line quoted in an error: its start, not megabytes."""
+    return s if len(s) <= n else s[:n] + f"... ({len(s)} characters)"
 
 
 def format_edges(

@@ -139,14 +139,17 @@ class Runner:
         self.stop(signal.Signals(signum).name)
 
     def run(self) -> RunStats:
-        """Until the source ends or SIGTERM/SIGINT; closes sink and source."""
+        """Until the source ends or SIGTERM/SIGINT/SIGHUP; closes sink and source."""
         live = getattr(self.source, "live", True)
         if not live:
             # A replay as fast as it goes: its times are not now, and chrony's
             # age limit is not ours to apply.
             self.check.max_age_ns = None
         mono_clock = getattr(self.source, "mono_clock", None)
-        old = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        # SIGHUP (a closed terminal, `kill -HUP`) stops cleanly too: the status
+        # file then says stopped, never a dead process that looks alive.
+        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        old = {s: signal.signal(s, self._signal) for s in stops}
         try:
             self.source.open()
             self.sink.open()
@@ -220,10 +223,16 @@ class Runner:
         if found is not None:
             self._drop(s, *found)
             return
+        lost_before = getattr(self.sink, "dropped", 0)
         try:
             self.sink.publish(s)
         except ValueError as e:  # a time the sink's format cannot hold (32-bit time_t)
             self._drop(s, DropReason.SINK_REFUSED, str(e))
+            return
+        if getattr(self.sink, "dropped", 0) != lost_before:
+            # Counted as what it is: a second chronyd never got (SOCK: no
+            # socket, refused, or not reading), not as published.
+            self._drop(s, DropReason.UNDELIVERED, "the sink could not deliver it")
             return
         self.stats.published += 1
         self.hooks.published(s)

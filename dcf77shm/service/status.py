@@ -372,6 +372,11 @@ def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
             f"{path}: dcf77shm stopped at {_when(snap['updated_ns'])}; "
             "`systemctl start dcf77shm` or `journalctl -u dcf77shm` for why"
         )
+    if not _alive(snap["pid"]):
+        raise RuntimeFailure(
+            f"{path}: says running, but pid {snap['pid']} is gone (killed without a "
+            "clean stop); `systemctl status dcf77shm` or `journalctl -u dcf77shm` for why"
+        )
     age_ns = now - snap["updated_ns"]
     if age_ns > STALE_NS:
         raise RuntimeFailure(
@@ -379,6 +384,19 @@ def read_status(path: Path, now_ns: int | None = None) -> dict[str, Any]:
             "dcf77shm is hung or was killed: `systemctl restart dcf77shm`"
         )
     return snap
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0: asks, sends nothing)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a pid we cannot judge)
+    return True
 
 
 def _is_int(v: object) -> bool:
@@ -404,7 +422,7 @@ def status_lines(snap: dict[str, Any], now_ns: int | None = None) -> list[str]:
         + f"; {snap['locks']} locks, {snap['unlocks']} losses",
     ]
     if snap.get("guard") is not None:
-        lines.append(f"count:    {snap['guard']} " + _counts(snap.get("alarms", {}), "alarms"))
+        lines.append(f"count:    {snap['guard']}; " + _counts(snap.get("alarms", {}), "alarms"))
     alarm = snap.get("alarm")
     if alarm is not None:
         lines.append(
