@@ -10,6 +10,8 @@ says what the true time is (see bench/servedrun.py).  Per cell (signal x line):
 
   RMS, max    of the served error in the window (minutes after switch-on),
               pooled over the seeds; "runs" is the spread of the per-run RMS
+  fit20       RMS of a least-squares line through the last 20 min of the same samples,
+              evaluated at the same moments: what averaging them can give
   sd          chrony's own std dev of the source (sourcestats), median in the window
   ferr        RMS of chrony's frequency error (ppm; 1 ppm = 3.6 ms per hour of holdover)
   lock        switch-on to the driver's LOCK line (s, mean)
@@ -259,7 +261,7 @@ class Served:
     run_rms_ms: tuple[float, ...]
     sd_ms: float | None
     ferr_ppm: float | None
-    fit_rms_ms: float | None  # the floor (bench/servedrun.py: _with_fit)
+    fit_rms_ms: float | None  # the reference line (bench/servedrun.py: _with_fit)
 
     @staticmethod
     def of(rs: list[RunResult], w: Window) -> Served:
@@ -296,7 +298,7 @@ class Served:
         if self.rms_ms is None or self.max_ms is None:
             return "-"
         flag = f" ({self.unselected} of {self.runs} not `#*`)" if self.unselected else ""
-        return f"{self.rms_ms:.2f} / {self.max_ms:.1f}{flag}"
+        return f"{self.rms_ms:.2f} / {self.max_ms:.2f}{flag}"
 
 
 def cells(results: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
@@ -320,9 +322,9 @@ def cells(results: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
 def served_table(results: list[RunResult], w: Window) -> None:
     print(
         f"\nserved error, {w.name} after switch-on (ms; runs = per-run RMS; "
-        "fit = a line through the same samples)"
+        "fit20 = a line through the last 20 min of the same samples)"
     )
-    head = ("signal", "chrony line", "n", "RMS", "max", "runs", "fit", "sd", "ferr ppm", "not #*")
+    head = ("signal", "chrony line", "n", "RMS", "max", "runs", "fit20", "sd", "ferr ppm", "not #*")
     fmt = "{:<8} {:<32} {:>2} {:>6} {:>6} {:<11} {:>6} {:>6} {:>8} {:>6}"
     print(fmt.format(*head))
     for (sig, line), rs in cells(results).items():
@@ -477,13 +479,14 @@ def readme(results: list[RunResult], w: Window) -> None:
     for ln in lines:
         row = [Served.of(groups[(s, ln)], w).cell() if (s, ln) in groups else "" for s in sigs]
         print(f"| `{_line_name(ln)}` | " + " | ".join(row) + " |")
-    floor = []
+    ref = []
     for s in sigs:
         rs = [r for r in results if r.signal == s and r.line == lines[0]]
         fit = Served.of(rs, w).fit_rms_ms if rs else None
-        floor.append(f"{fit:.2f}" if fit is not None else "")
+        ref.append(f"{fit:.2f}" if fit is not None else "")
     print(
-        "| floor: a least-squares line through the same samples (RMS) | " + " | ".join(floor) + " |"
+        "| for reference: a least-squares line through the last 20 min of the same samples "
+        "(RMS) | " + " | ".join(ref) + " |"
     )
     print(
         "\nStart-up and latency (all signals pooled): switch-on to the first sample and to "

@@ -47,7 +47,7 @@ EVERY_S = 4.0  # and afterwards
 WATCH_EVERY_S = 0.02  # SHM polls: the resolution of publication times
 CPU_FROM_S = 120.0  # steady-state cost from here: start-up (imports, the log) excluded
 WIDTH_SPREAD_MS = 8.0  # pulse-width sigma, as bench/decoders.py: bits, not timing
-FIT_SPAN_S = 1200.0  # the floor's line uses the samples of the last 20 min
+FIT_SPAN_S = 1200.0  # the reference line uses the samples of the last 20 min
 TAIL_S = 60  # the log runs this much past the run, so the replay never ends first
 
 
@@ -242,7 +242,7 @@ class Snap:
     freq_err_ppm: float  # chrony's frequency estimate minus the true one
     sd_s: float | None  # sourcestats std dev
     np: int | None  # sourcestats samples in the regression
-    fit_err_s: float | None = None  # the floor: a line through the samples published by then
+    fit_err_s: float | None = None  # the reference: a line through the samples seen by then
 
 
 @dataclass
@@ -450,13 +450,14 @@ def _score_samples(res: RunResult, truth: Truth, published: list[Published]) -> 
 
 
 def _with_fit(snaps: list[Snap], truth: Truth, published: list[Published]) -> list[Snap]:
-    """Add the floor to each snapshot: the error of a least-squares line through
-    the samples published by then (the last FIT_SPAN_S of them), evaluated then.
+    """Add a reference to each snapshot: the error of a least-squares line through
+    the samples seen by then (the last FIT_SPAN_S of them), evaluated then.
 
-    A line, not a mean: chrony does not know the frequency either, and the
-    line's end point costs 2 sigma/sqrt(N), twice a mean's.  chrony does the
-    same with a median filter in front and its own choice of how many points
-    to keep, so this is what its RMS is measured against.
+    A line, not a mean: chrony does not know the frequency either, and a
+    line's end point costs 2 sigma/sqrt(N), twice a mean's.  chrony does much
+    the same with a median filter in front and its own choice of how many
+    points to keep (up to 64 x 2^poll s), so it may beat this when it keeps
+    more than 20 minutes, and loses to it where it keeps fewer.
     """
     delay_s = truth.delay_ms / 1e3
     pub = [p.pub_ns for p in published]
