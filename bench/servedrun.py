@@ -138,7 +138,13 @@ def make_log(sig: Signal, seed: int, t_on_s: int, seconds: int, path: Path) -> T
         def move(t_ns: int) -> int:
             return t_ns + round(truth.phase_s((t_ns - t_on_ns) / NS_PER_S) * NS_PER_S)
 
-        edges = [Edge(move(e.time_ns), e.level) for e in edges]
+        # The host's steady clock runs on the same crystal: it wanders alike.
+        def moved(e: Edge) -> Edge:
+            d = move(e.time_ns) - e.time_ns
+            mono = None if e.mono_ns is None else e.mono_ns + d
+            return Edge(e.time_ns + d, e.level, mono)
+
+        edges = [moved(e) for e in edges]
         marks = {k: move(v) for k, v in marks.items()}
     truth.marks.update(marks)
     write_edges(path, edges, [f"bench/served.py: {sig.name}, seed {seed}"])

@@ -138,6 +138,7 @@ class DropReason(enum.Enum):
     TOO_OLD = "too_old"  # older than chrony accepts (2^(poll+1) s)
     SINK_REFUSED = "sink_refused"  # a time the sink's format cannot hold
     UNDELIVERED = "undelivered"  # the sink could not hand it over (chronyd not reachable)
+    SUPERSEDED = "superseded"  # a newer second came before chrony could read this one (SHM)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from chronystructs import chrony_sock_sample
 from clirun import run_cli
 
 from dcf77shm.model import NS_PER_S, DropReason, Sample
-from dcf77shm.service.runner import SampleCheck
+from dcf77shm.service.runner import RunHooks, Runner, SampleCheck
 
 MS = 1_000_000
 
@@ -303,3 +304,86 @@ def test_samples_chronyd_never_got_are_not_counted_as_published(tmp_path: Path) 
     assert lost > 60  # minutes of decoded seconds, each one lost
     assert snap["samples_published"] == 0
     assert "0 samples published" in r.stderr
+
+
+class _Items:
+    """A source whose reads hand out given batches, a second apart; an empty one
+    'sleeps' the read's timeout."""
+
+    description = "items"
+
+    def __init__(self, batches: list[list[Sample]], mono: list[int], live: bool) -> None:
+        self.batches, self.mono, self.live = batches, mono, live
+        self.timeouts: list[float] = []
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def read(self, timeout_s: float) -> list[Sample] | None:
+        self.timeouts.append(timeout_s)
+        if not self.batches:
+            return None
+        batch = self.batches.pop(0)
+        self.mono[0] += NS_PER_S if batch else round(timeout_s * NS_PER_S)
+        return batch
+
+
+class _Passing:
+    """A pipeline that passes samples through (the runner's part is under test)."""
+
+    def feed(self, item: Sample) -> list[Sample]:
+        return [item]
+
+    def advance(self, now_ns: int, mono_ns: int | None = None) -> list[Sample]:
+        return []
+
+
+class _SpacedSink:
+    description = "spaced"
+    min_spacing_ns = 600 * MS
+
+    def __init__(self, mono: list[int]) -> None:
+        self.mono = mono
+        self.got: list[tuple[int, Sample]] = []
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def publish(self, s: Sample) -> None:
+        self.got.append((self.mono[0], s))
+
+
+class _Hooks(RunHooks):
+    def __init__(self) -> None:
+        self.drops: list[tuple[Sample, DropReason]] = []
+
+    def dropped(self, s: Sample, reason: DropReason) -> None:
+        self.drops.append((s, reason))
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_shm_samples_are_spaced_for_chronys_reads(live: bool) -> None:
+    # An SHM segment holds one sample and chrony reads it every 0.5 s: a burst
+    # (the seconds confirmed together at lock) would leave chrony the last one
+    # only.  Live, the runner writes them >= 0.6 s apart; of three released at
+    # once the middle one is superseded - counted, not silently overwritten.
+    t0 = 1_700_000_000 * NS_PER_S
+    s = [Sample(t0 + k * NS_PER_S + 30 * MS, t0 + k * NS_PER_S) for k in range(5)]
+    mono = [0]
+    src = _Items([[s[0], s[1], s[2]], [], [s[3]], [s[4]], []], mono, live)
+    sink, hooks = _SpacedSink(mono), _Hooks()
+    runner = Runner(src, sink, _Passing(), lambda: t0 + 6 * NS_PER_S, hooks,  # type: ignore[arg-type]
+                    mono_clock=lambda: mono[0])  # fmt: skip
+    st = runner.run()
+    written = [x for _, x in sink.got]
+    if not live:  # an unpaced replay: as fast as it goes, nothing held
+        assert written == s and not hooks.drops
+        return
+    assert written == [s[0], s[2], s[3], s[4]]
+    assert hooks.drops == [(s[1], DropReason.SUPERSEDED)]
+    assert st.published == 4 and st.dropped == 1
+    times = [t for t, _ in sink.got]
+    assert all(b - a >= 600 * MS for a, b in itertools.pairwise(times))
+    assert min(src.timeouts) <= 0.6  # it woke for the waiting sample, not at 1 s

@@ -198,27 +198,36 @@ def test_monitor_counts_and_writes_atomically(tmp_path: Path) -> None:
     m.minute(MinuteReport(0, None, False, ("parity-minute",)))
     m.minute(MinuteReport(0, 60, True))
     m.tick()
-    mono[0] = NS_PER_S // 2
+    mono[0] = 5 * NS_PER_S
     m.published(Sample(100 * NS_PER_S + 7_000_000, 100 * NS_PER_S))
-    m.tick()  # within the second: not written again
+    m.tick()  # only a counter changed, within the interval: not written again
     snap = json.loads(st.read_text())
     assert snap["samples_published"] == 1 and snap["locked"] and snap["locks"] == 1
     assert snap["samples_dropped"] == {"future": 1}
     assert snap["minutes_rejected"] == {"bcd-hour": 1, "parity-minute": 2}
     assert snap["minutes_valid"] == 1
-    mono[0] = NS_PER_S
+    m.dropped(Sample(2, 2), DropReason.FUTURE)
+    m.tick()  # nor a known kind of drop
+    assert json.loads(st.read_text())["samples_dropped"] == {"future": 1}
+    m.dropped(Sample(3, 3), DropReason.SUPERSEDED)
+    m.tick()  # a new kind of drop is news: written at once
+    snap = json.loads(st.read_text())
+    assert snap["samples_dropped"] == {"future": 2, "superseded": 1}
+    assert snap["samples_published"] == 2
+    m.published(Sample(101 * NS_PER_S + 7_000_000, 101 * NS_PER_S))
+    mono[0] = 15 * NS_PER_S  # the interval (10 s) after the last write
     m.tick()
     snap = read_status(st, now_ns=now[0])
-    assert snap["samples_published"] == 2
+    assert snap["samples_published"] == 3
     assert snap["last_sample"]["offset_ns"] == -7_000_000
     assert not list(tmp_path.glob(".*tmp"))  # the temporary files were renamed
     text = prom.read_text()
-    assert "dcf77shm_samples_published_total 2\n" in text
+    assert "dcf77shm_samples_published_total 3\n" in text
     assert 'dcf77shm_minutes_rejected_reasons_total{reason="parity-minute"} 2\n' in text
     assert "dcf77shm_last_sample_offset_seconds -0.007\n" in text
     check_exposition(text)
     with pytest.raises(Exception, match="ago"):
-        read_status(st, now_ns=now[0] + 11 * NS_PER_S)
+        read_status(st, now_ns=now[0] + 31 * NS_PER_S)
     m.stopped()
     with pytest.raises(Exception, match="stopped"):
         read_status(st, now_ns=now[0])

@@ -125,7 +125,8 @@ def setup_logging(verbose: int, env: Mapping[str, str] | None = None) -> None:
 @click.option(
     "--status-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write counters here once a second (JSON, for `dcf77shm status`).",
+    help="Write state and counters here (JSON, for `dcf77shm status`): at a change, "
+    "else every 10 s.",
 )
 @click.option(
     "--metrics-textfile",

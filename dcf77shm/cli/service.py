@@ -27,7 +27,7 @@ from dcf77shm.service.status import DEFAULT_STATUS_FILE
 def status(path: Path, as_json: bool) -> None:
     """Show a running service: lock state, last sample, counters with reasons.
 
-    Exit status 1 if it is not running (no status file, or not written for 10 s).
+    Exit status 1 if it is not running (no status file, or not written for 30 s).
     """
     from dcf77shm.service.status import read_status, status_lines
 

@@ -7,7 +7,7 @@ held back until the seconds after it have *positively* confirmed the count:
 ``MIN_GOOD`` of them carried exactly the predicted symbol (or, where the bit is
 unpredictable, a clean pulse in phase), no more than ``MAX_CONTRA``
 contradicted it, and at least ``min_wait`` seconds have passed.  What no later
-second confirms within ``MAX_AGE_S`` is withheld.
+second confirms within ``MAX_AGE_S`` (16 s) is withheld.
 
 Why positive evidence: receivers lose pulses (silence proves little), but noise
 after a lock - an unplugged antenna, a storm, a local transmitter at another
@@ -28,8 +28,13 @@ from dcf77shm.model import DropReason, Sample, Withheld
 SILENT = 2  # the symbol of a second without a pulse (second 59)
 MIN_GOOD = 3
 MAX_CONTRA = 1
-# chrony drops refclock samples older than 2^(poll+1) s (32 s at poll 4).
-MAX_AGE_S = 28
+# chrony drops refclock samples older than 2^(poll+1) s (32 s at poll 4).  A
+# second not confirmed within this goes nowhere: what is published reaches
+# chrony with >= 16 s to spare for a slow Pi or a busy moment (issue 12).  On
+# a steady timeline 99 % of seconds are out within 12 s (bench/served.py's
+# age column); without one (a version 1 log, min_wait 25 s) the limit is
+# min_wait + MIN_GOOD (28 s) instead.
+MAX_AGE_S = 16
 _UNPREDICTABLE = frozenset((*range(1, 17), 19))  # warnings, R, A1, A2
 
 
@@ -86,6 +91,7 @@ class Confirmation:
 
     def __init__(self, min_wait_s: int) -> None:
         self.min_wait_s = min_wait_s
+        self.max_age_s = max(MAX_AGE_S, min_wait_s + MIN_GOOD)
         self.predictor = Predictor()
         self._queue: deque[_Waiting] = deque()
 
@@ -127,9 +133,9 @@ class Confirmation:
                 out.append(Withheld(q.popleft().sample, DropReason.UNVERIFIED))
             elif w.good >= MIN_GOOD and age >= self.min_wait_s:
                 q.popleft()
-                ok = age <= MAX_AGE_S
+                ok = age <= self.max_age_s
                 out.append(w.sample if ok else Withheld(w.sample, DropReason.TOO_OLD))
-            elif age > MAX_AGE_S:
+            elif age > self.max_age_s:
                 out.append(Withheld(q.popleft().sample, DropReason.UNVERIFIED))
             else:
                 break

@@ -35,7 +35,11 @@ from dcf77shm.sources import Source
 log = logging.getLogger("dcf77shm.run")
 sample_log = logging.getLogger("dcf77shm.run.samples")  # one line per second: -vv
 
-READ_TIMEOUT_S = 0.2
+# The loop sleeps in the source until an edge comes or this passes: edges
+# drive the decoder, and only a second without any (59, a fade) needs the
+# timeout to decide it.  Longer wakes less (issue 12: CPU), shorter decides an
+# empty second sooner; 1 s adds at most 1 s to a sample's age there.
+READ_TIMEOUT_S = 1.0
 # chrony accepts any offset it can represent (a Pi without RTC boots decades
 # off and needs the step), so only an impossible one is refused: more than
 # ~136 years is beyond NTP's era.
@@ -83,6 +87,13 @@ class SampleCheck:
         return None
 
 
+def spacing_ns(sink: Sink) -> int:
+    """How far apart the sink's samples must be for chrony to read each one:
+    an SHM segment holds one sample and chrony reads it every 2^dpoll s."""
+    v = getattr(sink, "min_spacing_ns", 0)
+    return v if isinstance(v, int) and v > 0 else 0
+
+
 class RunHooks:
     """Told of every event (counters, status file, systemd notify: dcf77shm.service.status).
 
@@ -124,13 +135,21 @@ class Runner:
         pipeline: Pipeline,
         clock: Callable[[], int] = time.time_ns,
         hooks: RunHooks | None = None,
+        mono_clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.source, self.sink, self.pipeline = source, sink, pipeline
         self.hooks = hooks if hooks is not None else RunHooks()
         self.check = SampleCheck()
         self.stats = RunStats()
         self._clock = clock
+        self._mono = mono_clock
         self._stop: str | None = None
+        # A live SHM sink: a second released less than the sink's spacing after
+        # the last write waits for it; one waits at most, an older one waiting
+        # is superseded (counted): chrony would only have seen the newer one.
+        self._spacing_ns = 0
+        self._next_write_ns = 0
+        self._waiting: Sample | None = None
 
     def stop(self, why: str) -> None:
         self._stop = why
@@ -143,8 +162,9 @@ class Runner:
         live = getattr(self.source, "live", True)
         if not live:
             # A replay as fast as it goes: its times are not now, and chrony's
-            # age limit is not ours to apply.
+            # age limit is not ours to apply, nor its reading rhythm.
             self.check.max_age_ns = None
+        self._spacing_ns = spacing_ns(self.sink) if live else 0
         mono_clock = getattr(self.source, "mono_clock", None)
         # SIGHUP (a closed terminal, `kill -HUP`) stops cleanly too: the status
         # file then says stopped, never a dead process that looks alive.
@@ -157,17 +177,21 @@ class Runner:
             self.hooks.attached()
             while self._stop is None:
                 self.hooks.tick()
-                items = self.source.read(READ_TIMEOUT_S)
+                items = self.source.read(self._timeout_s())
                 if items is None:
                     log.info("%s ended", self.source.description)
                     break
                 for item in items:
                     self._handle(self.pipeline.feed(item))
+                self._flush()
                 if not items:
                     # No edge for a while: let the decoder decide the marks
                     # whose window has passed now, not at the next edge.
                     mono = mono_clock() if mono_clock is not None else None
                     self._handle(self.pipeline.advance(self._clock(), mono))
+            if self._waiting is not None:  # the source ended or we stop: it is due
+                self._next_write_ns = 0
+                self._flush()
             if self._stop:
                 log.info("stopping on %s", self._stop)
         finally:
@@ -216,13 +240,39 @@ class Runner:
     def _drop(self, s: Sample, reason: DropReason, why: str) -> None:
         self.hooks.dropped(s, reason)
         self.stats.dropped += 1
-        log.debug("sample %s dropped (%s): %s", iso_ns(s.clock_ns), reason.value, why)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("sample %s dropped (%s): %s", iso_ns(s.clock_ns), reason.value, why)
+
+    def _timeout_s(self) -> float:
+        if self._waiting is None:
+            return READ_TIMEOUT_S
+        return min(READ_TIMEOUT_S, max(0, self._next_write_ns - self._mono()) / NS_PER_S)
 
     def _publish(self, s: Sample) -> None:
         found = self.check.reason(s, self._clock())
         if found is not None:
             self._drop(s, *found)
             return
+        if self._spacing_ns:
+            if self._waiting is not None:
+                self._drop(self._waiting, DropReason.SUPERSEDED, "a newer second came first")
+            self._waiting = s
+            self._flush()
+        else:
+            self._write(s)
+
+    def _flush(self) -> None:
+        s = self._waiting
+        if s is None:
+            return
+        now = self._mono()
+        if now < self._next_write_ns:
+            return
+        self._waiting = None
+        self._next_write_ns = now + self._spacing_ns
+        self._write(s)
+
+    def _write(self, s: Sample) -> None:
         lost_before = getattr(self.sink, "dropped", 0)
         try:
             self.sink.publish(s)
@@ -236,4 +286,5 @@ class Runner:
             return
         self.stats.published += 1
         self.hooks.published(s)
-        sample_log.debug("sample %s offset %+.6f s", iso_ns(s.clock_ns), s.offset_ns / NS_PER_S)
+        if sample_log.isEnabledFor(logging.DEBUG):
+            sample_log.debug("sample %s offset %+.6f s", iso_ns(s.clock_ns), s.offset_ns / NS_PER_S)

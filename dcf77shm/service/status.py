@@ -40,11 +40,15 @@ from dcf77shm.service.state import StateFile
 log = logging.getLogger("dcf77shm.service.status")
 
 DEFAULT_STATUS_FILE = Path("/run/dcf77shm/status.json")
-WRITE_EVERY_NS = NS_PER_S
+# The status file, metrics and systemd's STATUS= are rewritten when the state
+# changes (lock, guard state, alarm, a new kind of drop, the first sample) and
+# otherwise at this interval, for the counters: a write a second was most of
+# the daemon's cost (issue 12: CPU).
+WRITE_EVERY_NS = 10 * NS_PER_S
 SAVE_EVERY_NS = 60 * NS_PER_S  # the held count, for a restart (dcf77shm.service.state)
-# Written every second: older than this and the writer is gone (killed -9,
-# hung: the watchdog would restart it within WatchdogSec=30).
-STALE_NS = 10 * NS_PER_S
+# Written at least every WRITE_EVERY_NS: older than this and the writer is gone
+# (killed -9, hung: the watchdog would restart it within WatchdogSec=30).
+STALE_NS = 30 * NS_PER_S
 FORMAT = 1
 
 
@@ -95,6 +99,7 @@ class Monitor(RunHooks):
         self.alarms: Counter[str] = Counter()
         self.running = True
         self._next_write_ns: int | None = None
+        self._written: tuple[object, ...] | None = None  # the state last written
         self._write_failed: set[Path] = set()
 
     # --- RunHooks ---------------------------------------------------------------
@@ -115,7 +120,8 @@ class Monitor(RunHooks):
     def tick(self) -> None:
         self.notifier.tick()
         now = self._mono()
-        if self._next_write_ns is None or now >= self._next_write_ns:
+        due = self._next_write_ns is None or now >= self._next_write_ns
+        if due or self._state() != self._written:
             self._next_write_ns = now + WRITE_EVERY_NS
             self.notifier.status(self.status_line())
             self.write()
@@ -220,7 +226,14 @@ class Monitor(RunHooks):
             },
         }
 
+    def _state(self) -> tuple[object, ...]:
+        """What makes a write due now, not at the next interval."""
+        guard = self.guard.state if self.guard is not None else None
+        return (self.locked, self.lock_reason, guard, self.alarm, len(self.drops),
+                len(self.alarms), self.last is None, self.running)  # fmt: skip
+
     def write(self) -> None:
+        self._written = self._state()
         snap = self.snapshot()
         if self.status_file is not None:
             self._atomic(self.status_file, json.dumps(snap, indent=1) + "\n")

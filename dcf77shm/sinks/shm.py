@@ -158,7 +158,16 @@ def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInf
     return next((s for s in segments(proc) if s.key == key), None)
 
 
+# The segment holds one sample and chrony reads it every 2^dpoll s (0.5 s with
+# the shipped dpoll -1): the run loop writes live samples at least this far
+# apart, so two seconds released together (at lock, or 59 and 00 of the
+# robust decoder) both reach chrony instead of the first being overwritten.
+MIN_SPACING_NS = 600_000_000
+
+
 class ShmSink:
+    min_spacing_ns = MIN_SPACING_NS
+
     def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
         self.key = key_for(unit)
