@@ -24,9 +24,12 @@ from dcf77shm.testing.fake_pigpiod import FG, WRAP, FakePigpiodProcess, Reported
 GPIO = 17
 # The error budget: pigpiod's 5 µs sample period plus 10 µs (issue 4).  The
 # first edges come before the rate is known, and the fake's own Python
-# round-trip asymmetry adds a few µs, so single edges get a looser bound.
+# round-trip asymmetry adds a few µs, so single edges get a looser bound - and
+# on a loaded machine (CI, a Pi 3) one correlation round trip can be delayed by
+# 100 µs or more: the single-edge bound only catches mapping bugs (a wrap, a
+# wrong offset: ms to s); bench/pigpio_timestamps.py measures the µs figures.
 MEDIAN_US = 15
-MAX_US = 60
+MAX_US = 300
 
 
 @pytest.fixture
