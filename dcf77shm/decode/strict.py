@@ -215,6 +215,10 @@ class StrictDecoder:
         self._leap_minute = self.leaps.inserted_after(minute_s, self._leap_vote)
 
     def _start_minute(self, m: Mark, out: Out) -> Out:
+        # The marker is in phase even when its frame has just dropped the lock
+        # (_restart clears the chain): the frame that begins here is judged,
+        # so a relock takes the two frames after a disagreement, not three.
+        self._last_ns = m.time_ns
         self._index = 0
         self._bits = [m.bit]
         if not self.locked:
