@@ -277,9 +277,7 @@ def text(f: io.TextIOWrapper) -> str:
 
 
 @settings(
-    max_examples=EXAMPLES,
-    derandomize=CI,
-    database=None if CI else settings.default.database,
+    max_examples=EXAMPLES,  # derandomized under CI=true (tests/conftest.py)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
