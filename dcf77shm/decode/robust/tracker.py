@@ -18,7 +18,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from dcf77shm.decode.carrier import RunHistory
+from dcf77shm.decode.carrier import QUALIFY_NS, RunHistory
 from dcf77shm.decode.frontend import Transition
 from dcf77shm.model import NS_PER_MS, NS_PER_S
 
@@ -51,10 +51,6 @@ class Second:
     one: float  # reduced fraction of [edge+125, edge+175] ms: "it is a long pulse"
     sigma_ns: float  # the loop's current jitter estimate
     quiet: bool = True  # the pause before this second's mark was mostly idle
-
-
-def _qualified(runs: RunHistory, t: int) -> bool:
-    return runs.active_ns(t, t + 40 * MS) >= 30 * MS
 
 
 class Tracker:
@@ -90,9 +86,9 @@ class Tracker:
 
     def advance(self, now_ns: int) -> list[Second]:
         out: list[Second] = []
-        while self._pending and now_ns >= self._pending[0] + 40 * MS:
+        while self._pending and now_ns >= self._pending[0] + QUALIFY_NS:
             t = self._pending.popleft()
-            if _qualified(self.runs, t):
+            if self.runs.qualified(t):
                 self._add_qualified(t)
         while self.tracking and now_ns >= self._pred + DEADLINE_NS:
             out.append(self._measure())
@@ -167,7 +163,7 @@ class Tracker:
         sigma = math.sqrt(self._var)
         win = 4 * sigma
         win = TRACK_WIN_NS if win < TRACK_WIN_NS else 150 * MS if win > 150 * MS else int(win)
-        good = [e for e in runs.rising_in(pred - win, pred + win) if _qualified(runs, e)]
+        good = [e for e in runs.rising_in(pred - win, pred + win) if runs.qualified(e)]
         edge: int | None = None
         clean = False
         ref = pred
