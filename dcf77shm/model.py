@@ -18,6 +18,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from dcf77shm.errors import BadInput
+
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 
@@ -28,6 +30,26 @@ class Polarity(enum.Enum):
     AUTO = "auto"
     HIGH = "high"
     LOW = "low"
+
+
+class Bias(enum.Enum):
+    """The GPIO's internal pull resistor, set by the pigpio and gpiod sources (--bias)."""
+
+    AS_IS = "as-is"  # leave it as the device tree or an earlier user set it
+    PULL_UP = "pull-up"
+    PULL_DOWN = "pull-down"
+    DISABLED = "disabled"
+
+    @classmethod
+    def parse(cls, value: object) -> Bias:
+        """A source option's value (a Bias, its name, or None for as-is), or BadInput."""
+        if value is None or isinstance(value, Bias):
+            return value or cls.AS_IS
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(b.value for b in cls)
+            raise BadInput(f"bad bias {value!r}: use one of {names}") from None
 
 
 class Leap(enum.IntEnum):

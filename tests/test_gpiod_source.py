@@ -10,10 +10,11 @@ import types
 import gpiod
 import pytest
 from gpiod import EdgeEvent
-from gpiod.line import Bias, Clock
+from gpiod.line import Bias as GBias
+from gpiod.line import Clock
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import NS_PER_S, Edge, Gap, Step
+from dcf77shm.model import NS_PER_S, Bias, Edge, Gap, Step
 from dcf77shm.sources import open_source
 from dcf77shm.sources.gpiod_source import GpiodSource, check_api, lost_between, parse_spec
 
@@ -26,7 +27,8 @@ def test_spec_parsing() -> None:
             parse_spec(bad)
     src = open_source("gpiod:gpiochip0:4", {"bias": "pull-up", "glitch_filter_us": 50})
     assert isinstance(src, GpiodSource)
-    assert (src.chip, src.line, src.bias, src.debounce_us) == ("/dev/gpiochip0", 4, "pull-up", 50)
+    assert (src.chip, src.line, src.debounce_us) == ("/dev/gpiochip0", 4, 50)
+    assert src.bias is Bias.PULL_UP
     with pytest.raises(BadInput):
         open_source("gpiod:gpiochip0:4", {"bias": "up"})
 
@@ -142,7 +144,7 @@ def _opened(
     monkeypatch.setattr(gpiod, "Chip", FakeChip)
     monkeypatch.setattr(gpiod, "request_lines", request_lines)
     readings = iter(clocks)
-    src = GpiodSource("/dev/gpiochip0", "GPIO17", "pull-up", debounce_us, lambda: next(readings))
+    src = GpiodSource("/dev/gpiochip0", "GPIO17", Bias.PULL_UP, debounce_us, lambda: next(readings))
     src.open()
     return src, req, asked
 
@@ -162,7 +164,7 @@ def test_read_maps_kernel_stamps_onto_both_clocks(monkeypatch: pytest.MonkeyPatc
     src, req, settings = _opened(monkeypatch, [batch, []], [_clocks(T + 150 * MS)] * 2)
     assert list(settings) == [17]
     assert settings[17].event_clock is Clock.MONOTONIC
-    assert settings[17].bias is Bias.PULL_UP
+    assert settings[17].bias is GBias.PULL_UP
     assert src.read(0.5) == [
         Edge(T + TO_RT, 1, T + TO_RAW),
         Edge(T + 100 * MS + TO_RT, 0, T + 100 * MS + TO_RAW),

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import Edge, Gap, Step
+from dcf77shm.model import Bias, Edge, Gap, Step
 from dcf77shm.sources import open_source
 from dcf77shm.sources.pigpio_source import PigpioSource
 from dcf77shm.testing.fake_pigpiod import FG, WRAP, FakePigpiodProcess, Reported, simulated_signal
@@ -182,7 +182,7 @@ def test_spec_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIGPIO_PORT", "7777")
     src = open_source("pigpio:17", {"glitch_filter_us": 100, "bias": "pull-up"})
     assert isinstance(src, PigpioSource)
-    assert (src.host, src.port, src.gpio, src.bias) == ("10.1.2.3", 7777, 17, "pull-up")
+    assert (src.host, src.port, src.gpio, src.bias) == ("10.1.2.3", 7777, 17, Bias.PULL_UP)
     for spec, opts in [("pigpio:x", {}), ("pigpio:32", {}), ("pigpio:4", {"bias": "up"})]:
         with pytest.raises(BadInput):
             open_source(spec, opts)
