@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 from dcf77shm.decode.carrier import QUALIFY_NS, RunHistory
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.widths import WidthOffset
 from dcf77shm.model import NS_PER_MS
 
 WINDOW_NS = 300 * NS_PER_MS
-# Hard-decision thresholds on the width (ms): below MIN is a glitch.
+# Hard-decision thresholds on the width (ms), ONE and MAX after taking off the
+# receiver's learnt width offset (dcf77shm.decode.widths): below MIN is a glitch.
 MIN_WIDTH_NS = 40 * NS_PER_MS
 ONE_WIDTH_NS = 150 * NS_PER_MS
 MAX_WIDTH_NS = 260 * NS_PER_MS
@@ -37,10 +39,12 @@ class MarkDetector:
     def __init__(self) -> None:
         self._runs = RunHistory()
         self._from: int | None = None  # runs starting before this are decided
+        self.offset = WidthOffset()
 
     def reset(self) -> None:
         self._runs.reset()
         self._from = None
+        self.offset.reset()
 
     def transition(self, tr: Transition) -> list[Mark]:
         out = self.advance(tr.time_ns)
@@ -72,10 +76,12 @@ class MarkDetector:
             self._from = end
             if width < MIN_WIDTH_NS:
                 continue
+            w = width - self.offset.ns
             bit: int | None
-            if still_on or width > MAX_WIDTH_NS:
+            if still_on or w > MAX_WIDTH_NS:
                 bit = None
             else:
-                bit = 1 if width >= ONE_WIDTH_NS else 0
+                bit = 1 if w >= ONE_WIDTH_NS else 0
+                self.offset.learn(width, bit)
             out.append(Mark(start, width, bit))
         return out

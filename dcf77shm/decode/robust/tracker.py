@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from dcf77shm.decode.carrier import QUALIFY_NS, RunHistory
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.widths import WidthOffset
 from dcf77shm.model import NS_PER_MS, NS_PER_S
 
 MS = NS_PER_MS
@@ -70,6 +71,7 @@ class Tracker:
         self._epoch = 0
         self._since_steer = 0
         self._last_ref: int | None = None
+        self.offset = WidthOffset()  # the receiver's pulse-width offset
 
     def reset(self) -> None:
         epoch, n = self._epoch, self._n
@@ -201,7 +203,12 @@ class Tracker:
             self._since_steer += 1
         self._last_ref = ref
         presence = runs.active_ns(ref + 20 * MS, ref + 80 * MS) / (60 * MS)
-        one = runs.active_ns(ref + 125 * MS, ref + 175 * MS) / (50 * MS)
+        # The 0/1 window sits between the two widths this receiver gives.
+        off = self.offset.ns
+        one = runs.active_ns(ref + 125 * MS + off, ref + 175 * MS + off) / (50 * MS)
+        if clean and presence > 0.9 and not runs.reduced_across(ref + 300 * MS):
+            width = runs.active_ns(ref, ref + 300 * MS)
+            self.offset.learn(width, int(one > 0.5))
         s = Second(self._n, self._epoch, pred, edge, clean, presence, one, sigma, quiet)
         self._n += 1
         if self._since_steer > LOST_AFTER:
