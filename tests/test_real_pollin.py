@@ -51,7 +51,7 @@ def test_minutes_are_of_9_and_10_january_2012(name: str) -> None:
             assert r.utc_s is not None
             utc = dt.datetime.fromtimestamp(r.utc_s, dt.UTC)
             assert utc.date() in DAYS, (decoder, utc)
-            local = r.extra.get("local")
+            local = r.extra.local
             if local is not None:  # CET in January
                 assert str(local).endswith("CET"), local
         # Valid minutes of one file are spaced as their markers are (the

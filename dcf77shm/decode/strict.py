@@ -24,7 +24,15 @@ from dcf77shm.decode.frontend import Transition
 from dcf77shm.decode.guard import Missing
 from dcf77shm.decode.marks import Mark, MarkDetector
 from dcf77shm.leapsecs import LeapPolicy
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Event, MinuteReport, Sample, StateChange
+from dcf77shm.model import (
+    NS_PER_MS,
+    NS_PER_S,
+    Event,
+    FrameInfo,
+    MinuteReport,
+    Sample,
+    StateChange,
+)
 
 Out = list[Event | Missing]
 
@@ -240,12 +248,12 @@ class StrictDecoder:
         return list(self._confirm.release(label))
 
 
-def _extra(tc: timecode.TimeCode | None) -> dict[str, object]:
+def _extra(tc: timecode.TimeCode | None) -> FrameInfo:
     if tc is None:
-        return {}
-    return {
-        "local": tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
-        "dst_announce": tc.dst_announce,
-        "leap_announce": tc.leap_announce,
-        "call": tc.call,
-    }
+        return FrameInfo()
+    return FrameInfo(
+        local=tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
+        dst_announce=tc.dst_announce,
+        leap_announce=tc.leap_announce,
+        call=tc.call,
+    )

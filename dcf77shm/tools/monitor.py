@@ -97,7 +97,7 @@ class MonitorView:
                     self._latest = ev
             elif isinstance(ev, MinuteReport):
                 utc = utc_minute(ev.utc_s) or "-"
-                local = ev.extra.get("local", "")
+                local = ev.extra.local or ""
                 status = "ok" if ev.ok else "rejected: " + ", ".join(ev.reasons)
                 out.append(f"== minute {utc} {local} {status}".replace("  ", " "))
             elif isinstance(ev, StateChange):
