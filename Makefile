@@ -41,7 +41,7 @@ deps: venv chrony tools
 
 lint: venv
 	$(VENV)/bin/ruff check dcf77shm tests bench fixtures systemtest
-	$(VENV)/bin/mypy --strict dcf77shm systemtest
+	$(VENV)/bin/mypy --strict dcf77shm systemtest tests bench
 
 unit: venv
 	$(VENV)/bin/pytest -q

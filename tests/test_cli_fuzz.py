@@ -273,7 +273,9 @@ def captured() -> Iterator[tuple[io.TextIOWrapper, io.TextIOWrapper]]:
 
 def text(f: io.TextIOWrapper) -> str:
     f.flush()
-    return f.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
+    buf = f.buffer
+    assert isinstance(buf, io.BytesIO)
+    return buf.getvalue().decode("utf-8", "replace")
 
 
 @settings(

@@ -37,8 +37,8 @@ def fake() -> Iterator[FakePigpiodProcess]:
 
 def collect(
     src: PigpioSource, seconds: float, during: float = 0, action: object = None
-) -> list[Edge | Gap]:
-    out: list[Edge | Gap] = []
+) -> list[Edge | Gap | Step]:
+    out: list[Edge | Gap | Step] = []
     start = time.monotonic()
     done = False
     while time.monotonic() - start < seconds:
@@ -83,7 +83,7 @@ def test_timestamps_across_the_tick_wrap(fake: FakePigpiodProcess) -> None:
     assert max(abs(x) for x in errors) <= MAX_US, errors
 
 
-def _check_gap_once(got: list[Edge | Gap], truth: list[Reported], words: str) -> None:
+def _check_gap_once(got: list[Edge | Gap | Step], truth: list[Reported], words: str) -> None:
     gaps = [i for i, x in enumerate(got) if isinstance(x, Gap)]
     assert len(gaps) == 1, got
     gap = got[gaps[0]]

@@ -235,7 +235,6 @@ def test_w3b_a_slow_drift_is_flagged_before_50_ms(ms_per_min: float, decoder: st
     assert first < sim.marks[0].sys_ns + round((ATTACK_S + 50 / ms_per_min * 60) * NS_PER_S)
 
 
-
 @pytest.mark.xfail(
     strict=True,
     reason="guard.py: after the DRIFT alarm (+6.0 ppm in 15 min, at 1884 s) the guard "
@@ -254,6 +253,7 @@ def test_w3b_no_recovery_onto_a_drift_that_goes_on() -> None:
     events = _run(sim, "robust")
     assert _alarms(events, AlarmKind.DRIFT)
     assert wrong_samples(sim, _samples(events)) == []
+
 
 # --- W3d: a false leap warning -------------------------------------------------------------
 
