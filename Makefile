@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint unit venv deps chrony clean fixtures system-test
+.PHONY: test demo lint unit venv deps chrony tools clean fixtures system-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -26,11 +26,22 @@ chrony:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chrony; }
 	@# The package starts the system chronyd; our tests run their own private one.
 
-deps: venv chrony
+# The other programs tests call, so that they run instead of skipping on a fresh
+# machine: systemd-analyze (Debian package systemd) verifies the unit, man
+# (man-db) renders the manual page, openssl makes the NTS test certificate.
+TOOLS := systemd-analyze:systemd man:man-db openssl:openssl
+tools:
+	@missing=; for t in $(TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	[ -z "$$missing" ] || { \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }
+
+deps: venv chrony tools
 
 lint: venv
 	$(VENV)/bin/ruff check dcf77shm tests bench fixtures systemtest
-	$(VENV)/bin/mypy --strict dcf77shm systemtest
+	$(VENV)/bin/mypy --strict dcf77shm systemtest tests bench
 
 unit: venv
 	$(VENV)/bin/pytest -q

@@ -60,7 +60,10 @@ def measure(seconds: float, rate_ppm: float, seed: int) -> list[float]:
 
 def row(name: str, errs: list[float]) -> str:
     a = sorted(abs(x) for x in errs)
-    p = lambda q: a[min(len(a) - 1, int(q * len(a)))]  # noqa: E731
+
+    def p(q: float) -> float:
+        return a[min(len(a) - 1, int(q * len(a)))]
+
     ok = "yes" if p(0.99) <= TARGET_US else "NO"
     return (
         f"| {name:<22} | {len(a):>5} | {statistics.mean(errs):+6.1f} | {p(0.5):5.1f} | "

@@ -16,7 +16,9 @@ Times are integer nanoseconds.  Two clocks:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from dcf77shm.errors import BadInput
 
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
@@ -28,6 +30,26 @@ class Polarity(enum.Enum):
     AUTO = "auto"
     HIGH = "high"
     LOW = "low"
+
+
+class Bias(enum.Enum):
+    """The GPIO's internal pull resistor, set by the pigpio and gpiod sources (--bias)."""
+
+    AS_IS = "as-is"  # leave it as the device tree or an earlier user set it
+    PULL_UP = "pull-up"
+    PULL_DOWN = "pull-down"
+    DISABLED = "disabled"
+
+    @classmethod
+    def parse(cls, value: object) -> Bias:
+        """A source option's value (a Bias, its name, or None for as-is), or BadInput."""
+        if value is None or isinstance(value, Bias):
+            return value or cls.AS_IS
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(b.value for b in cls)
+            raise BadInput(f"bad bias {value!r}: use one of {names}") from None
 
 
 class Leap(enum.IntEnum):
@@ -96,6 +118,28 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """What a decoder says about a frame beyond its verdict: the extra keys of a
+    minute event (INTERFACES §2), each present when not None, in this order."""
+
+    # The strict decoder: what the valid frame says.
+    local: str | None = None  # local time and zone, e.g. "2024-03-31T03:00 CEST"
+    dst_announce: bool | None = None  # A1, bit 16
+    leap_announce: bool | None = None  # A2, bit 19
+    call: bool | None = None  # R, bit 15: the call bit
+    # The robust decoder: where the frame stands against the lock.
+    decoder: str | None = None
+    margin: float | None = None  # evidence margin (nats) while acquiring
+    evidence_utc: int | None = None  # the best hypothesis, when it leads at all
+    expected: int | None = None  # the minute the running count expects (locked)
+    decoded: int | None = None  # what the frame said, when that was refused
+    confirmed: bool | None = None  # the frame agrees with the count or the evidence
+
+    def json(self) -> dict[str, object]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class MinuteReport:
     """One received frame, reported at its minute marker.
 
@@ -108,7 +152,7 @@ class MinuteReport:
     ok: bool
     reasons: tuple[str, ...] = ()
     bits: str = ""
-    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    extra: FrameInfo = field(default_factory=FrameInfo, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

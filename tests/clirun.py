@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 
 def run_cli(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -14,3 +19,39 @@ def run_cli(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProce
         text=True,
         timeout=timeout,
     )
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    """Poll ``ready`` until it holds: readiness, not a guessed sleep (the suite
+    also runs on a Raspberry Pi 3, ~10x slower than a desktop)."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s: {what}"
+        time.sleep(0.05)
+
+
+def wait_for_output(proc: subprocess.Popen[str], stream: IO[str], needle: str,
+                    timeout_s: float = 60) -> str:  # fmt: skip
+    """Read ``stream`` (a pipe of ``proc``) until ``needle`` appears; returns what was
+    read.  Reads the descriptor directly, so nothing waits in a Python buffer, and
+    what was read here is not seen again by ``communicate()``."""
+    fd = stream.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    while needle.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {needle!r} within {timeout_s:g} s: {seen.decode(errors='replace')}"
+        if select.select([fd], [], [], min(left, 0.5))[0]:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"{proc.args!r} closed the pipe: {seen.decode(errors='replace')}"
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def edge_lines(path: Path) -> int:
+    """Whole edge lines a recorder has flushed to an edge log so far (0 before it exists)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return 0
+    return sum(1 for ln in text.splitlines(keepends=True) if ln.endswith("\n") and ln[:1] != "#")

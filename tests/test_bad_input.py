@@ -167,7 +167,7 @@ def test_status_file_of_the_wrong_shape(content: str, tmp_path: Path) -> None:
 def test_nul_byte_in_a_config_value(line: str, tmp_path: Path) -> None:
     conf = tmp_path / "d.toml"
     conf.write_text(line + "\n")
-    args = ["run", "--config", conf]
+    args: list[str | Path] = ["run", "--config", conf]
     if "source" not in line:
         args += ["--source", "replay:/x.edges"]
     if "output" not in line:

@@ -15,17 +15,19 @@ from pathlib import Path
 import pytest
 import sysv_ipc
 
+from dcf77shm.chronyc import (
+    SourceRow,
+    StatsRow,
+    Tracking,
+    parse_sources,
+    parse_sourcestats,
+    parse_tracking,
+)
 from dcf77shm.errors import BadInput, RuntimeFailure
 from dcf77shm.model import NS_PER_S, Sample
 from dcf77shm.sinks.shm import ShmSink, key_for
 from dcf77shm.testing.chronyd import PrivateChronyd, find_chronyd, shipped_refclock
-from dcf77shm.tools.calibrate import (
-    compute,
-    current_line,
-    new_line,
-    parse_sources,
-    parse_sourcestats,
-)
+from dcf77shm.tools.calibrate import compute, current_line, new_line
 
 MS = 1_000_000
 
@@ -36,6 +38,26 @@ def src_line(state: str, name: str, reach: int, err: float) -> str:
 
 def stat_line(name: str, n: int, offset: float, sd: float) -> str:
     return f"{name},{n},{n},100,0.000,0.000,{offset:.9f},{sd:.9f}"
+
+
+def test_chronyc_csv_rows() -> None:
+    # Lines as chronyc 4.3 prints them with -c (a refclock, a server, tracking).
+    sources = parse_sources(
+        "#,*,DCF,0,4,377,12,-0.000012345,-0.000012000,0.000210000\n"
+        "^,x,192.0.2.1,2,6,17,40,0.031000000,0.031000000,0.002000000\n"
+        "a short line,1\n"
+    )
+    assert sources == [
+        SourceRow("#", "*", "DCF", 0, 0o377, -12.345e-6, 210e-6),
+        SourceRow("^", "x", "192.0.2.1", 2, 0o17, 0.031, 0.002),
+    ]
+    stats = parse_sourcestats("DCF,8,5,112,-0.012,0.345,0.000001234,0.000056000\n")
+    assert stats == {"DCF": StatsRow("DCF", 8, 1.234e-6, 56e-6)}
+    trk = parse_tracking(
+        "44434600,DCF,1,1700000000.123456789,0.000000012,-0.000000034,0.000000100,"
+        "-1.234,0.001,0.002,16.0,0.000001,0.000010,64.5,Normal\n"
+    )
+    assert trk == Tracking("DCF", 1, 12e-9, "Normal")
 
 
 def test_correction_is_dcf_minus_the_weighted_references() -> None:
@@ -66,7 +88,7 @@ def test_correction_is_dcf_minus_the_weighted_references() -> None:
     assert cal.correction_s == pytest.approx(0.0297, abs=1e-9)
     assert 0.0006 < cal.sigma_s < 0.0008
     line, old, offset = new_line("refclock SHM 77 refid DCF poll 4 delay 0.02 offset 0.005", cal)
-    assert (old, offset) == (0.005, pytest.approx(0.0347))
+    assert old == 0.005 and offset == pytest.approx(0.0347)
     assert line.startswith("refclock SHM 77 refid DCF poll 4 delay 0.00")
     assert line.endswith("offset 0.0347")
     line, _, _ = new_line("refclock SHM 77 refid DCF", cal)

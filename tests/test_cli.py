@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clirun import run_cli
+from clirun import edge_lines, run_cli, wait_for_output, wait_until
 
 from dcf77shm import __version__
 from dcf77shm.cli.main import main
@@ -224,7 +224,13 @@ def test_sigterm_stops_shm_watch_and_record_cleanly(tmp_path: Path) -> None:
                 ["monitor", "--source", f"replay:{log}", "--pace"],
             )
         ]
-        time.sleep(3)
+        # Each is past its start (its signal handling in place) once it shows
+        # its first output: the header, an edge in the file, a second's line.
+        watch, _record, mon = procs
+        assert watch.stdout is not None and mon.stdout is not None
+        wait_for_output(watch, watch.stdout, "receive")
+        wait_until(lambda: edge_lines(tmp_path / "r.edges.part") > 0, "record writes an edge")
+        wait_for_output(mon, mon.stdout, "pulse")
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:

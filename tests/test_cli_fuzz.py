@@ -273,13 +273,13 @@ def captured() -> Iterator[tuple[io.TextIOWrapper, io.TextIOWrapper]]:
 
 def text(f: io.TextIOWrapper) -> str:
     f.flush()
-    return f.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
+    buf = f.buffer
+    assert isinstance(buf, io.BytesIO)
+    return buf.getvalue().decode("utf-8", "replace")
 
 
 @settings(
-    max_examples=EXAMPLES,
-    derandomize=CI,
-    database=None if CI else settings.default.database,
+    max_examples=EXAMPLES,  # derandomized under CI=true (tests/conftest.py)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import stat
 import subprocess
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 from clirun import run_cli
 
-from dcf77shm import fileio
 from dcf77shm.errors import BadInput
 from dcf77shm.formats.edgelog import EdgeLogWriter, read_edges, write_edges
 from dcf77shm.model import Edge
@@ -142,7 +142,7 @@ def test_a_planted_temp_name_cannot_redirect_the_write(
 ) -> None:
     # Make the random name predictable, as an attacker would like it to be,
     # and plant a symlink there: O_EXCL|O_NOFOLLOW must refuse, not follow.
-    monkeypatch.setattr(fileio.secrets, "token_hex", lambda _n: "guessed")
+    monkeypatch.setattr(secrets, "token_hex", lambda _n: "guessed")  # fileio's names
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     (tmp_path / ".dcf77shm.guessed.tmp").symlink_to(victim)

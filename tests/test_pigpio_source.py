@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import Edge, Gap, Step
+from dcf77shm.model import Bias, Edge, Gap, Step
 from dcf77shm.sources import open_source
 from dcf77shm.sources.pigpio_source import PigpioSource
 from dcf77shm.testing.fake_pigpiod import FG, WRAP, FakePigpiodProcess, Reported, simulated_signal
@@ -40,8 +40,8 @@ def fake() -> Iterator[FakePigpiodProcess]:
 
 def collect(
     src: PigpioSource, seconds: float, during: float = 0, action: object = None
-) -> list[Edge | Gap]:
-    out: list[Edge | Gap] = []
+) -> list[Edge | Gap | Step]:
+    out: list[Edge | Gap | Step] = []
     start = time.monotonic()
     done = False
     while time.monotonic() - start < seconds:
@@ -86,7 +86,7 @@ def test_timestamps_across_the_tick_wrap(fake: FakePigpiodProcess) -> None:
     assert max(abs(x) for x in errors) <= MAX_US, errors
 
 
-def _check_gap_once(got: list[Edge | Gap], truth: list[Reported], words: str) -> None:
+def _check_gap_once(got: list[Edge | Gap | Step], truth: list[Reported], words: str) -> None:
     gaps = [i for i, x in enumerate(got) if isinstance(x, Gap)]
     assert len(gaps) == 1, got
     gap = got[gaps[0]]
@@ -185,7 +185,7 @@ def test_spec_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIGPIO_PORT", "7777")
     src = open_source("pigpio:17", {"glitch_filter_us": 100, "bias": "pull-up"})
     assert isinstance(src, PigpioSource)
-    assert (src.host, src.port, src.gpio, src.bias) == ("10.1.2.3", 7777, 17, "pull-up")
+    assert (src.host, src.port, src.gpio, src.bias) == ("10.1.2.3", 7777, 17, Bias.PULL_UP)
     for spec, opts in [("pigpio:x", {}), ("pigpio:32", {}), ("pigpio:4", {"bias": "up"})]:
         with pytest.raises(BadInput):
             open_source(spec, opts)

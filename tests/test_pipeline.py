@@ -153,19 +153,42 @@ def test_gap_drops_the_lock_and_nothing_is_built_across_it(decoder: str) -> None
     assert relock and relock[0].time_ns - gap_ns >= 60 * NS_PER_S
 
 
-NOISE = [
-    {"jitter_ms": 10.0},
-    {"glitch_rate": 0.3, "glitch_ms": 15.0},
-    {"flip_rate": 0.03},
-    {"drop_rate": 0.03},
-    {"jitter_ms": 10.0, "width_spread_ms": 12.0, "glitch_rate": 0.2, "flip_rate": 0.01},
-    {"width_bias_ms": 40.0, "width_spread_ms": 20.0, "drop_rate": 0.01, "delay_ms": 45.0},
+# Every case has an availability floor, so none passes by publishing nothing
+# ("no false sample" is empty then).  Floors are ~80% of what each decoder
+# published over the two 12-minute runs when they were set (robust/strict):
+# jitter 1225/1109, glitches 1135/414, flips 3% 596/-, flips 1% 918/982,
+# drops 3% 850/-, drops 1% 1038/864, mixed 1066/566, +40 ms width offset
+# with a 20 ms spread 843/295 (read through the learnt width offset,
+# dcf77shm.decode.widths; with fixed thresholds both published 0).  The strict decoder
+# needs two whole valid frames in a row: at 3% flipped or dropped pulses
+# (P(59 clean bits) = 0.17) it publishes nothing in 24 minutes by design,
+# so it is held to 1% instead.
+_MIXED = {"jitter_ms": 10.0, "width_spread_ms": 12.0, "glitch_rate": 0.2, "flip_rate": 0.01}
+_BIAS_SPREAD = {"width_bias_ms": 40.0, "width_spread_ms": 20.0, "drop_rate": 0.01, "delay_ms": 45.0}
+NOISE_CASES = [
+    ({"jitter_ms": 10.0}, "robust", 980),
+    ({"jitter_ms": 10.0}, "strict", 890),  # 10 ms of jitter alone must not stop strict
+    ({"glitch_rate": 0.3, "glitch_ms": 15.0}, "robust", 900),
+    ({"glitch_rate": 0.3, "glitch_ms": 15.0}, "strict", 330),
+    ({"flip_rate": 0.03}, "robust", 480),
+    ({"flip_rate": 0.01}, "robust", 730),
+    ({"flip_rate": 0.01}, "strict", 780),
+    ({"drop_rate": 0.03}, "robust", 680),
+    ({"drop_rate": 0.01}, "robust", 830),
+    ({"drop_rate": 0.01}, "strict", 690),
+    (_MIXED, "robust", 850),
+    (_MIXED, "strict", 450),
+    (_BIAS_SPREAD, "robust", 670),
+    (_BIAS_SPREAD, "strict", 230),
 ]
 
 
-@pytest.mark.parametrize("decoder", sorted(DECODERS))
-@pytest.mark.parametrize("noise", NOISE, ids=[",".join(n) for n in NOISE])
-def test_noise_gives_no_false_sample(noise: dict[str, float], decoder: str) -> None:
+def _noise_id(case: object) -> str:
+    return ",".join(case) if isinstance(case, dict) else str(case)
+
+
+@pytest.mark.parametrize(("noise", "decoder", "floor"), NOISE_CASES, ids=_noise_id)
+def test_noise_gives_no_false_sample(noise: dict[str, float], decoder: str, floor: int) -> None:
     total = 0
     for i, start in enumerate(random_starts(2, seed=len(str(noise)))):
         params = SimParams(start_s=start, duration_s=720, seed=i, **noise)  # type: ignore[arg-type]
@@ -173,8 +196,7 @@ def test_noise_gives_no_false_sample(noise: dict[str, float], decoder: str) -> N
         samples = samples_of(list(decode_edges(sim.edges, decoder=decoder)))
         assert_no_false_sample(sim, samples)
         total += len(samples)
-    if list(noise) == ["jitter_ms"]:
-        assert total > 900  # 10 ms of jitter alone must not stop the strict decoder
+    assert total >= floor, f"{total} samples in 2 x 12 min, expected at least {floor}"
 
 
 @pytest.mark.parametrize("decoder", sorted(DECODERS))

@@ -28,9 +28,12 @@ DAYS = {dt.date(2012, 1, 9), dt.date(2012, 1, 10)}
 
 
 def _events(name: str, decoder: str) -> tuple[list[MinuteReport], list[Sample]]:
+    # The only skip: the recordings are not in the repository.  With them
+    # present, a missing capture is a failure, not a skip.
+    if not POLLIN.parent.is_dir():
+        pytest.skip(f"{POLLIN.parent} absent (real recordings live beside the repo)")
     path = POLLIN / f"{name}.edges"
-    if not path.is_file():
-        pytest.skip(f"{path} not present (real recordings live beside the repo)")
+    assert path.is_file(), f"{path} missing from {POLLIN}"
     events = list(decode_edges(read_edges(path), decoder=decoder))
     return (
         [e for e in events if isinstance(e, MinuteReport)],
@@ -48,7 +51,7 @@ def test_minutes_are_of_9_and_10_january_2012(name: str) -> None:
             assert r.utc_s is not None
             utc = dt.datetime.fromtimestamp(r.utc_s, dt.UTC)
             assert utc.date() in DAYS, (decoder, utc)
-            local = r.extra.get("local")
+            local = r.extra.local
             if local is not None:  # CET in January
                 assert str(local).endswith("CET"), local
         # Valid minutes of one file are spaced as their markers are (the
@@ -76,31 +79,38 @@ def test_minutes_are_of_9_and_10_january_2012(name: str) -> None:
         assert minutes, "a capture of 100 s or more yields at least one valid minute"
 
 
-# Samples each decoder must publish from each capture (measured; a regression
-# fails here instead of skipping).  The captures are version 1 logs (system
-# clock only), so each second waits CONFIRM_V1_S = 25 s for later seconds to
-# confirm it, and the first second of a lock anchors the held count (it is not
-# published); 20 s and 101 s hold fewer than the two whole frames a lock needs,
-# and the strict decoder finds only one valid frame in each interrupted capture.
+# Samples each decoder must publish from each capture: floors about 90% of
+# what it published when they were set (strict 14 from dcf77_480s; robust 41,
+# 225 and 127 from the three 480 s captures), so a regression fails instead of
+# skipping.  The captures are version 1 logs (system clock only), so each
+# second waits CONFIRM_V1_S = 25 s for later seconds to confirm it, and the
+# first second of a lock anchors the held count (it is not published); 20 s
+# and 120 s hold fewer than the two whole frames a lock needs, and the strict
+# decoder finds only one valid frame in each interrupted capture: those floors
+# are 0 by design.
 EXPECTED = {
     ("dcf77_20s", "strict"): 0,
     ("dcf77_20s", "robust"): 0,
     ("dcf77_120s", "strict"): 0,
     ("dcf77_120s", "robust"): 0,
-    ("dcf77_480s", "strict"): 14,
-    ("dcf77_480s", "robust"): 41,
+    ("dcf77_480s", "strict"): 12,
+    ("dcf77_480s", "robust"): 37,
     ("dcf77_480s_interrupted", "strict"): 0,
-    ("dcf77_480s_interrupted", "robust"): 225,
+    ("dcf77_480s_interrupted", "robust"): 200,
     ("dcf77_480s_pon_interrupted", "strict"): 0,
-    ("dcf77_480s_pon_interrupted", "robust"): 127,
+    ("dcf77_480s_pon_interrupted", "robust"): 114,
 }
+# A clock rate needs some span: the rate and residual checks run wherever the
+# floor promises this many samples (decided by the floor, not by what came out).
+RATE_MIN = 10
 
 
 @pytest.mark.parametrize("decoder", sorted(DECODERS))
 @pytest.mark.parametrize("name", NAMES)
 def test_samples_agree_up_to_the_analyser_clock_rate(name: str, decoder: str) -> None:
     _, samples = _events(name, decoder)
-    assert len(samples) >= EXPECTED[name, decoder]
+    floor = EXPECTED[name, decoder]
+    assert len(samples) >= floor, f"{len(samples)} samples, expected at least {floor}"
     if not samples:
         return
     r0 = samples[0].receive_ns
@@ -115,7 +125,7 @@ def test_samples_agree_up_to_the_analyser_clock_rate(name: str, decoder: str) ->
         f"\n{name} {decoder}: {len(samples)} samples, rate {ppm:+.0f} ppm, "
         f"residuals max {worst:.1f} ms, std {spread:.1f} ms"
     )
-    if len(samples) >= 10:  # a rate needs some span
+    if floor >= RATE_MIN:
         assert abs(ppm) < 1000
         assert worst < 40 and spread < 15
     # Whole seconds, each labelled once.

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from clirun import edge_lines, wait_until
+
 from dcf77shm.formats.edgelog import read_edges, write_edges
 from dcf77shm.testing.fake_pigpiod import WRAP, FakePigpiodProcess, simulated_signal
 
@@ -52,7 +54,10 @@ def test_sigint_stops_cleanly_and_keeps_what_was_recorded(tmp_path: Path) -> Non
     write_edges(log, played)
     out = tmp_path / "rec.edges"
     p = dcf77shm("record", "--source", f"replay:{log}", "--pace", "-o", str(out))
-    time.sleep(4)
+    # Stopped once a few edges are on disk (flushed every second), whatever the
+    # machine's speed; the log runs 20 s, far longer.
+    part = out.with_name(out.name + ".part")
+    wait_until(lambda: edge_lines(part) >= 3, "three edges recorded")
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 0, err

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from chronystructs import chrony_sock_sample
-from clirun import run_cli
+from clirun import run_cli, wait_for_output
 
 from dcf77shm.model import NS_PER_S, DropReason, Sample
 from dcf77shm.service.runner import RunHooks, Runner, SampleCheck
@@ -114,9 +114,12 @@ def test_sigterm_ends_run_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)
+    assert p.stderr is not None
+    # Logged once its signal handlers are in place and the source is open.
+    started = wait_for_output(p, p.stderr, "reading sim")
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=10)
+    err = started + err
     assert p.returncode == 0, err
     assert "stopping on SIGTERM" in err and "Traceback" not in err
 
@@ -175,13 +178,16 @@ def test_shm_status_watch_prints_each_new_sample() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.5)  # let it print the header
+        assert p.stdout is not None
+        out = wait_for_output(p, p.stdout, "receive")  # the header: it is watching
         t = 1_700_000_000 * NS_PER_S
         for i in range(3):
             sink.publish(Sample(t + i * NS_PER_S - 40 * MS, t + i * NS_PER_S))
-            time.sleep(0.4)
+            # Each sample shown before the next (count 2, 4, 6: two per write).
+            out += wait_for_output(p, p.stdout, f" {2 * (i + 1)} 1\n")
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
+        rest, err = p.communicate(timeout=10)
+        out += rest
         assert p.returncode == 0, err
         rows = [ln for ln in out.splitlines() if ln.endswith(" 1") and "+0.040000000 s" in ln]
         assert [r.split()[-2] for r in rows] == ["2", "4", "6"]

@@ -115,7 +115,7 @@ def listener(addr: str | bytes) -> socket.socket:
 
 
 def drain(s: socket.socket) -> list[dict[str, str]]:
-    out = []
+    out: list[dict[str, str]] = []
     while True:
         try:
             msg = s.recv(4096).decode()

@@ -49,8 +49,8 @@ C_LAYOUTS = {
 def test_sizes_and_offsets_match_the_c_struct(layout: st.Layout) -> None:
     c = C_LAYOUTS[layout]
     assert ctypes.sizeof(c) == layout.value == layout.fmt.size
-    assert c.count.offset == st.COUNT_OFFSET  # type: ignore[attr-defined]
-    assert c.valid.offset == st.valid_offset(layout)  # type: ignore[attr-defined]
+    assert c.count.offset == st.COUNT_OFFSET
+    assert c.valid.offset == st.valid_offset(layout)
 
 
 @pytest.mark.parametrize("layout", list(st.Layout))

@@ -61,7 +61,7 @@ def test_clean_simulation_decodes_to_the_transmitted_time() -> None:
         # The frame's bits are the truth marks of the minute before the marker.
         truth = [m.bit for m in sim.marks if r.utc_s - 60 <= m.label_s < r.utc_s]
         assert r.bits == "".join(map(str, truth))
-    assert any(r.extra.get("dst_announce") for r in reports)
+    assert any(r.extra.dst_announce for r in reports)
 
 
 @pytest.mark.parametrize("polarity", [Polarity.HIGH, Polarity.LOW])

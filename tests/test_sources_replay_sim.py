@@ -10,7 +10,7 @@ import pytest
 from dcf77shm.decode.pipeline import Pipeline
 from dcf77shm.errors import BadInput
 from dcf77shm.formats.edgelog import write_edges
-from dcf77shm.model import NS_PER_S, Edge, Gap, Polarity, Sample
+from dcf77shm.model import NS_PER_S, Edge, Gap, Polarity, Sample, Step
 from dcf77shm.sources import open_source
 from dcf77shm.sources.replay import ReplaySource
 from dcf77shm.sources.sim import CHUNK_S, SimSource
@@ -38,7 +38,7 @@ def test_replay_unpaced_hands_on_everything_then_ends(tmp_path: Path) -> None:
     write_edges(tmp_path / "a.edges", edges)
     src = open_source(f"replay:{tmp_path / 'a.edges'}")
     src.open()
-    got: list[Edge | Gap] = []
+    got: list[Edge | Gap | Step] = []
     while (items := src.read(0.2)) is not None:
         got += items
     assert got == edges

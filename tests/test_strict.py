@@ -193,12 +193,6 @@ def test_a_valid_frame_that_disagrees_with_the_count_drops_the_lock() -> None:
     assert jumps and all(w.sample.offset_ns == 7 * 60 * NS_PER_S for w in jumps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="strict.py: _restart() at a minute marker clears _last_ns, so the next mark "
-    "starts a tentative chain at second 1 and the frame that begins at that (in-phase) "
-    "marker is never judged; relocking takes three frames instead of two",
-)
 def test_relock_with_the_two_frames_after_a_disagreement() -> None:
     events, reports = _jump(after=3)
     # Frames after the jump end at T0+300 and T0+360: those two agree -> lock at 360.

@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from click.shell_completion import CompletionItem
 
 from dcf77shm.errors import BadInput
-from dcf77shm.model import Polarity
+from dcf77shm.model import Bias, Polarity
 from dcf77shm.sinks.shm import PACKAGED_UNIT
 from dcf77shm.sinks.sock import PACKAGED_SOCK
 
@@ -149,7 +149,7 @@ def complete_output(_ctx: Any, _param: Any, incomplete: str) -> list[CompletionI
 # nothing, silently.  (option name, default, the schemes it is for)
 _SOURCE_ONLY = (
     ("glitch_filter_us", 0, ("pigpio", "gpiod")),
-    ("bias", "as-is", ("pigpio", "gpiod")),
+    ("bias", Bias.AS_IS.value, ("pigpio", "gpiod")),
     ("pace", False, ("replay",)),
 )
 
@@ -189,8 +189,8 @@ def source_options(f: F) -> F:
             ),
             click.option(
                 "--bias",
-                type=click.Choice(["as-is", "pull-up", "pull-down", "disabled"]),
-                default="as-is",
+                type=click.Choice([b.value for b in Bias]),
+                default=Bias.AS_IS.value,
                 show_default=True,
                 help="pigpio/gpiod: the GPIO's internal pull resistor.",
             ),
@@ -208,7 +208,7 @@ def open_cli_source(source_spec: str, glitch_filter_us: int, bias: str, pace: bo
 
     check_source_options(source_spec)
     return open_source(
-        source_spec, {"glitch_filter_us": glitch_filter_us, "bias": bias, "pace": pace}
+        source_spec, {"glitch_filter_us": glitch_filter_us, "bias": Bias(bias), "pace": pace}
     )
 
 

@@ -22,7 +22,7 @@ from dcf77shm.cli.options import (
 )
 from dcf77shm.errors import BadInput
 from dcf77shm.fileio import output_kind
-from dcf77shm.model import NS_PER_S, Polarity
+from dcf77shm.model import NS_PER_S, Bias, Polarity
 from dcf77shm.sinks.shm import PACKAGED_UNIT, parse_unit
 from dcf77shm.sinks.sock import PACKAGED_SOCK
 from dcf77shm.spec import ascii_int
@@ -193,7 +193,11 @@ def run(
     if scheme == "replay" and pace:
         warn_if_far_from_now(source_spec.partition(":")[2])
     setup_logging(verbose)
-    options: dict[str, object] = {"pace": pace, "glitch_filter_us": glitch_filter_us, "bias": bias}
+    options: dict[str, object] = {
+        "pace": pace,
+        "glitch_filter_us": glitch_filter_us,
+        "bias": Bias(bias),
+    }
     if scheme == "sim":
         options.update({k.removeprefix("sim_"): v for k, v in sim.items()})
         options.update(seed=sim_seed, start=sim_start)

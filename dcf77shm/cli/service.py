@@ -75,6 +75,7 @@ def calibrate(refid: str, conf: Path, chronyc_socket: Path | None) -> None:
     refclock line (offset corrected, delay fitted to the remaining
     uncertainty).
     """
+    from dcf77shm import chronyc
     from dcf77shm.tools import calibrate as cb
 
     try:
@@ -87,8 +88,8 @@ def calibrate(refid: str, conf: Path, chronyc_socket: Path | None) -> None:
             f"{printable(conf)}: {why}; fix: --config FILE with the refclock line"
         ) from None
     line = cb.current_line(text, refid)
-    sources = cb.parse_sources(cb.chronyc(["sources"], chronyc_socket))
-    stats = cb.parse_sourcestats(cb.chronyc(["sourcestats"], chronyc_socket))
+    sources = chronyc.parse_sources(chronyc.run(["sources"], chronyc_socket))
+    stats = chronyc.parse_sourcestats(chronyc.run(["sourcestats"], chronyc_socket))
     cal = cb.compute(sources, stats, refid)
     new, old, offset = cb.new_line(line, cal)
     click.echo(

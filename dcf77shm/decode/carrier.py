@@ -1,8 +1,10 @@
 """A short history of reduced-carrier runs, to measure any window after the fact.
 
-Every soft decision of the robust decoder is "what fraction of this window
-was the carrier reduced", which glitches of any length and lost edges only
-nudge instead of breaking.
+The one run history: the strict decoder's mark detector (:mod:`.marks`), the
+robust decoder's tracker (:mod:`.robust.tracker`) and ``monitor``
+(:mod:`dcf77shm.tools.monitor`) all keep theirs here.  Every soft decision of
+the robust decoder is "what fraction of this window was the carrier reduced",
+which glitches of any length and lost edges only nudge instead of breaking.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ from __future__ import annotations
 from collections import deque
 
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.model import NS_PER_MS
 
 KEEP_NS = 65_000_000_000  # a minute of history: acquisition measures the past too
+# A leading edge counts only if the carrier stays reduced for most of the
+# next 40 ms: rejects needles in front of a real pulse (both decoders).
+QUALIFY_NS = 40 * NS_PER_MS
+QUALIFY_ACTIVE_NS = 30 * NS_PER_MS
 
 
 class RunHistory:
@@ -82,6 +89,35 @@ class RunHistory:
             out.append(self._open_since)
         return out
 
+    def qualified(self, t: int) -> bool:
+        """Is a leading edge at ``t`` a pulse's, not a needle (see QUALIFY_NS)?"""
+        return self.active_ns(t, t + QUALIFY_NS) >= QUALIFY_ACTIVE_NS
+
+    def runs_in(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Finished runs, (start, end), that started within [lo, hi)."""
+        out = []
+        starts, ends = self._starts, self._ends
+        for i in range(len(starts) - 1, -1, -1):
+            if ends[i] <= lo:
+                break
+            if lo <= starts[i] < hi:
+                out.append((starts[i], ends[i]))
+        out.reverse()
+        return out
+
+    def reduced_across(self, t: int) -> bool:
+        """A run started before ``t`` and lasted past it (or lasts still)."""
+        o = self._open_since
+        if o is not None and o < t:
+            return True
+        starts, ends = self._starts, self._ends
+        for i in range(len(ends) - 1, -1, -1):
+            if ends[i] <= t:
+                return False
+            if starts[i] < t:
+                return True
+        return False
+
     def falling_in(self, lo: int, hi: int) -> bool:
         ends = self._ends
         for i in range(len(ends) - 1, -1, -1):
@@ -91,6 +127,11 @@ class RunHistory:
             if e < hi:
                 return True
         return False
+
+    @property
+    def open_ns(self) -> int | None:
+        """Start of the run still going on, if any."""
+        return self._open_since
 
     @property
     def first_ns(self) -> int | None:

@@ -57,6 +57,14 @@ class FrontEnd:
             return Polarity.AUTO
         return Polarity.HIGH if self.active_level else Polarity.LOW
 
+    @property
+    def likely_level(self) -> int:
+        """The active level if known, else the one with more pulse-like segments so
+        far (1 on a tie): a guess for a display (monitor), never for decoding."""
+        if self.active_level is not None:
+            return self.active_level
+        return int(self._votes[1][0] >= self._votes[0][0])
+
     def reset(self) -> None:
         self._last = None
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dcf77shm.decode.carrier import QUALIFY_NS, RunHistory
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.widths import WidthOffset
 from dcf77shm.model import NS_PER_MS
 
 WINDOW_NS = 300 * NS_PER_MS
-# A leading edge counts only if the carrier stays reduced for most of the
-# next 40 ms: rejects needles in front of a real pulse.
-QUALIFY_NS = 40 * NS_PER_MS
-QUALIFY_ACTIVE_NS = 30 * NS_PER_MS
-# Hard-decision thresholds on the width (ms): below MIN is a glitch.
+# Hard-decision thresholds on the width (ms), ONE and MAX after taking off the
+# receiver's learnt width offset (dcf77shm.decode.widths): below MIN is a glitch.
 MIN_WIDTH_NS = 40 * NS_PER_MS
 ONE_WIDTH_NS = 150 * NS_PER_MS
 MAX_WIDTH_NS = 260 * NS_PER_MS
@@ -36,66 +35,53 @@ class Mark:
     bit: int | None
 
 
-class _Run:
-    """A reduced-carrier run; ``end`` is None while it lasts."""
-
-    __slots__ = ("end", "start")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.end: int | None = None
-
-
 class MarkDetector:
     def __init__(self) -> None:
-        self._runs: list[_Run] = []
+        self._runs = RunHistory()
+        self._from: int | None = None  # runs starting before this are decided
+        self.offset = WidthOffset()
 
     def reset(self) -> None:
-        self._runs.clear()
+        self._runs.reset()
+        self._from = None
+        self.offset.reset()
 
     def transition(self, tr: Transition) -> list[Mark]:
         out = self.advance(tr.time_ns)
-        if tr.lost_before and self._runs and tr.active and self._runs[-1].end is None:
-            # Two rising edges in a row: the run before ended at an unknown time.
-            self._runs.pop()
-        if tr.active:
-            if not self._runs or self._runs[-1].end is not None:
-                self._runs.append(_Run(tr.time_ns))
-        elif self._runs and self._runs[-1].end is None:
-            self._runs[-1].end = tr.time_ns
+        # Two rising edges in a row: the history forgets the run before, whose
+        # end is unknown (it is never a mark).
+        self._runs.add(tr)
         return out
 
     def advance(self, now_ns: int) -> list[Mark]:
         out: list[Mark] = []
-        while self._runs:
-            start = self._runs[0].start
-            if now_ns < start + QUALIFY_NS:
+        runs = self._runs
+        while True:
+            lo = runs.first_ns if self._from is None else self._from
+            if lo is None:
                 break
-            if self._active(start, start + QUALIFY_NS) < QUALIFY_ACTIVE_NS:
-                self._runs.pop(0)  # a needle: not a leading edge
+            # Leading edges whose qualifying window has passed.
+            pending = runs.rising_in(lo, now_ns - QUALIFY_NS + 1)
+            if not pending:
+                break
+            start = pending[0]
+            if not runs.qualified(start):
+                self._from = start + 1  # a needle: not a leading edge
                 continue
             end = start + WINDOW_NS
             if now_ns < end:
                 break
-            width = self._active(start, end)
-            still_on = any(r.end is None or r.end > end for r in self._runs if r.start < end)
-            self._runs = [r for r in self._runs if r.start >= end]
+            width = runs.active_ns(start, end)
+            still_on = runs.reduced_across(end)
+            self._from = end
             if width < MIN_WIDTH_NS:
                 continue
+            w = width - self.offset.ns
             bit: int | None
-            if still_on or width > MAX_WIDTH_NS:
+            if still_on or w > MAX_WIDTH_NS:
                 bit = None
             else:
-                bit = 1 if width >= ONE_WIDTH_NS else 0
+                bit = 1 if w >= ONE_WIDTH_NS else 0
+                self.offset.learn(width, bit)
             out.append(Mark(start, width, bit))
         return out
-
-    def _active(self, lo: int, hi: int) -> int:
-        total = 0
-        for r in self._runs:
-            if r.start >= hi:
-                break
-            end = hi if r.end is None else min(r.end, hi)
-            if end > lo:
-                total += end - max(r.start, lo)
-        return total

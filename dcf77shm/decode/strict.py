@@ -24,7 +24,15 @@ from dcf77shm.decode.frontend import Transition
 from dcf77shm.decode.guard import Missing
 from dcf77shm.decode.marks import Mark, MarkDetector
 from dcf77shm.leapsecs import LeapPolicy
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Event, MinuteReport, Sample, StateChange
+from dcf77shm.model import (
+    NS_PER_MS,
+    NS_PER_S,
+    Event,
+    FrameInfo,
+    MinuteReport,
+    Sample,
+    StateChange,
+)
 
 Out = list[Event | Missing]
 
@@ -215,6 +223,10 @@ class StrictDecoder:
         self._leap_minute = self.leaps.inserted_after(minute_s, self._leap_vote)
 
     def _start_minute(self, m: Mark, out: Out) -> Out:
+        # The marker is in phase even when its frame has just dropped the lock
+        # (_restart clears the chain): the frame that begins here is judged,
+        # so a relock takes the two frames after a disagreement, not three.
+        self._last_ns = m.time_ns
         self._index = 0
         self._bits = [m.bit]
         if not self.locked:
@@ -236,12 +248,12 @@ class StrictDecoder:
         return list(self._confirm.release(label))
 
 
-def _extra(tc: timecode.TimeCode | None) -> dict[str, object]:
+def _extra(tc: timecode.TimeCode | None) -> FrameInfo:
     if tc is None:
-        return {}
-    return {
-        "local": tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
-        "dst_announce": tc.dst_announce,
-        "leap_announce": tc.leap_announce,
-        "call": tc.call,
-    }
+        return FrameInfo()
+    return FrameInfo(
+        local=tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
+        dst_announce=tc.dst_announce,
+        leap_announce=tc.leap_announce,
+        call=tc.call,
+    )

@@ -48,7 +48,7 @@ def to_json(ev: Event) -> dict[str, object]:
             "bits": ev.bits,
             "marker_ns": ev.marker_ns,
         }
-        d.update(ev.extra)
+        d.update(ev.extra.json())
         return d
     return {"type": "lock", "locked": ev.locked, "time_ns": ev.time_ns, "reason": ev.reason}
 
@@ -140,7 +140,7 @@ TABLE_HEADER = (
 
 
 def table_line(ev: MinuteReport, samples_before: int) -> str:
-    local = str(ev.extra.get("local", "-"))
+    local = ev.extra.local or "-"
     status = "ok" if ev.ok else "rejected: " + ", ".join(ev.reasons)
     utc = utc_minute(ev.utc_s) or "-"
     return f"{iso_ns(ev.marker_ns):<28} {utc:<20} {local:<22} {samples_before:>3}  {status}"

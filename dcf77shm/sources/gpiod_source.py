@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import NS_PER_S, Edge, Gap, Step
+from dcf77shm.model import NS_PER_S, Bias, Edge, Gap, Step
 from dcf77shm.spec import ascii_int
 
 STEP_NOISE_NS = 20_000  # REALTIME - MONOTONIC read jitter; beyond it, a step
@@ -63,7 +63,6 @@ def raw_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
 
 
-BIASES = ("as-is", "pull-up", "pull-down", "disabled")
 V1_FIX = (
     "the installed Python module 'gpiod' is the old libgpiod v1 API (Debian bookworm's "
     "python3-libgpiod 1.6); install v2: 'pip install \"gpiod>=2\"' in dcf77shm's "
@@ -103,7 +102,7 @@ class GpiodSource:
         self,
         chip: str,
         line: int | str,
-        bias: str = "as-is",
+        bias: Bias = Bias.AS_IS,
         debounce_us: int = 0,
         clocks: Callable[[], Clocks] = read_clocks,
     ):
@@ -117,9 +116,7 @@ class GpiodSource:
     @classmethod
     def from_spec(cls, arg: str, options: Mapping[str, object]) -> GpiodSource:
         chip, line = parse_spec(arg)
-        bias = str(options.get("bias") or "as-is")
-        if bias not in BIASES:
-            raise BadInput(f"bad bias {bias!r}: use one of {', '.join(BIASES)}")
+        bias = Bias.parse(options.get("bias"))
         debounce = options.get("glitch_filter_us") or 0
         if not isinstance(debounce, int) or not 0 <= debounce <= 1_000_000:
             raise BadInput(f"bad debounce {debounce!r} µs: use 0-1000000")
@@ -134,14 +131,20 @@ class GpiodSource:
                 "'apt install python3-libgpiod'"
             ) from None
         check_api(gpiod)
-        from gpiod.line import Bias, Clock, Direction
+        from gpiod.line import Bias as GBias
+        from gpiod.line import Clock, Direction
         from gpiod.line import Edge as GEdge
 
-        bias = {"as-is": Bias.AS_IS, "pull-up": Bias.PULL_UP, "pull-down": Bias.PULL_DOWN}
+        bias = {
+            Bias.AS_IS: GBias.AS_IS,
+            Bias.PULL_UP: GBias.PULL_UP,
+            Bias.PULL_DOWN: GBias.PULL_DOWN,
+            Bias.DISABLED: GBias.DISABLED,
+        }
         settings = gpiod.LineSettings(
             direction=Direction.INPUT,
             edge_detection=GEdge.BOTH,
-            bias=bias.get(self.bias, Bias.DISABLED),
+            bias=bias[self.bias],
             debounce_period=dt.timedelta(microseconds=self.debounce_us),
             # Never steps: the pipeline's timeline (see the module doc).
             event_clock=Clock.MONOTONIC,

@@ -35,13 +35,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dcf77shm.errors import BadInput, RuntimeFailure
-from dcf77shm.model import NS_PER_MS, NS_PER_S, Edge, Gap, Step
+from dcf77shm.model import NS_PER_MS, NS_PER_S, Bias, Edge, Gap, Step
 from dcf77shm.sources.tickmap import Correlation, TickMap
 from dcf77shm.spec import ascii_int
 
 log = logging.getLogger(__name__)
 
-BIAS = {"pull-up": 2, "pull-down": 1, "disabled": 0, "as-is": None}  # pigpio PUD_*
+PUD = {Bias.PULL_UP: 2, Bias.PULL_DOWN: 1, Bias.DISABLED: 0, Bias.AS_IS: None}  # pigpio PUD_*
 CORRELATE_EVERY_NS = NS_PER_S
 BURST = 5  # tick round trips per correlation; the tightest one counts
 STEP_GAP_NS = NS_PER_MS  # smaller clock steps do not disturb the decoder
@@ -63,7 +63,7 @@ class PigpioSource:
         host: str = "localhost",
         port: int = 8888,
         glitch_filter_us: int = 0,
-        bias: str = "as-is",
+        bias: Bias = Bias.AS_IS,
         sample_us: int = 5,
         watchdog_ms: int = 1000,
         realtime_ns: Callable[[], int] = time.time_ns,
@@ -91,9 +91,7 @@ class PigpioSource:
         gpio = ascii_int(arg, 2)
         if gpio is None or gpio > 31:
             raise BadInput(f"bad pigpio GPIO {arg!r}: use the BCM GPIO number 0-31, e.g. pigpio:17")
-        bias = str(options.get("bias") or "as-is")
-        if bias not in BIAS:
-            raise BadInput(f"bad bias {bias!r}: use one of {', '.join(BIAS)}")
+        bias = Bias.parse(options.get("bias"))
         gf = int(options.get("glitch_filter_us") or 0)  # type: ignore[call-overload]
         if not 0 <= gf <= 300_000:
             raise BadInput(f"bad glitch filter {gf} µs: pigpio takes 0-300000")
@@ -121,8 +119,9 @@ class PigpioSource:
         pi.sl.s.settimeout(2.0)  # a hung daemon must not hang us
         try:
             pi.set_mode(self.gpio, pigpio.INPUT)
-            if BIAS[self.bias] is not None:
-                pi.set_pull_up_down(self.gpio, BIAS[self.bias])
+            pud = PUD[self.bias]
+            if pud is not None:
+                pi.set_pull_up_down(self.gpio, pud)
             pi.set_glitch_filter(self.gpio, self.glitch_filter_us)
             pi.set_watchdog(self.gpio, self.watchdog_ms)
             self._pi = pi

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from dcf77shm import chronyc
+from dcf77shm.chronyc import SourceRow, Tracking
 from dcf77shm.errors import RuntimeFailure
 
 CHRONY_DIR = Path(__file__).resolve().parents[2] / "chrony"  # the shipped drop-ins
@@ -48,35 +50,6 @@ def shipped_refclock(kind: str, param: str) -> str:
         if line.startswith(f"refclock {kind} "):
             return re.sub(rf"^refclock {kind} \S+", f"refclock {kind} {param}", line)
     raise RuntimeFailure(f"{CHRONY_DIR / name}: no `refclock {kind}` line")
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRow:
-    """One line of ``chronyc -c sources``."""
-
-    mode: str
-    state: str  # '*' selected, '+' combined, '?' unusable...
-    name: str
-    stratum: int
-    reach: int
-    offset_s: float  # chronyc: positive when the local clock is ahead of the source
-
-
-@dataclass(frozen=True, slots=True)
-class Tracking:
-    """The fields of ``chronyc -c tracking`` we use."""
-
-    refid: str  # e.g. "DCF"
-    stratum: int
-    slow_s: float  # how far the system clock is behind chrony's estimate of true time
-    leap: str
-
-
-def _refid_text(hex_id: str) -> str:
-    try:
-        return bytes.fromhex(hex_id).rstrip(b"\0").decode("ascii")
-    except (ValueError, UnicodeDecodeError):
-        return hex_id
 
 
 class PrivateChronyd:
@@ -149,26 +122,13 @@ class PrivateChronyd:
         return True
 
     def chronyc(self, *args: str, csv: bool = True) -> str:
-        exe = shutil.which("chronyc") or "/usr/bin/chronyc"
-        cmd = [exe, "-h", str(self.cmd_socket), "-n", *(["-c"] if csv else []), *args]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        if r.returncode != 0:
-            raise RuntimeFailure(
-                f"chronyc {' '.join(args)}: {r.stderr.strip() or r.stdout.strip()}"
-            )
-        return r.stdout
+        return chronyc.run(list(args), self.cmd_socket, csv, timeout_s=10)
 
     def sources(self) -> list[SourceRow]:
-        rows = []
-        for line in self.chronyc("sources").splitlines():
-            f = line.split(",")
-            if len(f) >= 10:
-                rows.append(SourceRow(f[0], f[1], f[2], int(f[3]), int(f[5], 8), float(f[7])))
-        return rows
+        return chronyc.parse_sources(self.chronyc("sources"))
 
     def tracking(self) -> Tracking:
-        f = self.chronyc("tracking").strip().split(",")
-        return Tracking(_refid_text(f[0]), int(f[2]), float(f[4]), f[-1])
+        return chronyc.parse_tracking(self.chronyc("tracking"))
 
     def selected(self, name: str) -> bool:
         return any(r.name == name and r.state == "*" for r in self.sources())

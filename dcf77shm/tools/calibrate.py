@@ -16,36 +16,15 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcf77shm.chronyc import SourceRow, StatsRow
 from dcf77shm.errors import BadInput, RuntimeFailure
 
 DEFAULT_CONF = Path("/etc/chrony/conf.d/dcf77shm.conf")
 MIN_SAMPLES = 4  # sourcestats NP: below this chrony's offset estimate is too young
 GOOD_STATES = "*+-"  # selected, combined, selectable but not combined
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A line of ``chronyc -c sources``."""
-
-    state: str
-    name: str
-    reach: int
-    error_s: float  # the last sample's error bound (+/-), delay/2 + dispersion
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """A line of ``chronyc -c sourcestats``."""
-
-    name: str
-    samples: int
-    offset_s: float  # positive: the local clock is ahead of the source
-    std_dev_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +36,7 @@ class Calibration:
     note: str = ""
 
 
-def parse_sources(text: str) -> list[Source]:
-    rows = []
-    for line in text.splitlines():
-        f = line.split(",")
-        if len(f) >= 10:
-            rows.append(Source(f[1], f[2], int(f[5], 8), float(f[9])))
-    return rows
-
-
-def parse_sourcestats(text: str) -> dict[str, Stats]:
-    rows = {}
-    for line in text.splitlines():
-        f = line.split(",")
-        if len(f) >= 8:
-            rows[f[0]] = Stats(f[0], int(f[1]), float(f[6]), float(f[7]))
-    return rows
-
-
-def compute(sources: list[Source], stats: dict[str, Stats], refid: str) -> Calibration:
+def compute(sources: list[SourceRow], stats: dict[str, StatsRow], refid: str) -> Calibration:
     """The correction to the DCF refclock's offset, or RuntimeFailure saying what is missing."""
     dcf = stats.get(refid)
     src = {s.name: s for s in sources}
@@ -162,20 +123,3 @@ def new_line(line: str, cal: Calibration) -> tuple[str, float, float]:
         else:
             words += [name, value]
     return " ".join(words), old, offset
-
-
-def chronyc(args: list[str], socket: Path | None) -> str:
-    exe = shutil.which("chronyc") or "/usr/bin/chronyc"
-    cmd = [exe, "-n", "-c", *(["-h", str(socket)] if socket else []), *args]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
-    except FileNotFoundError:
-        raise RuntimeFailure("chronyc not found; install chrony") from None
-    except subprocess.TimeoutExpired:
-        raise RuntimeFailure("chronyc did not answer in 15 s; is chronyd running?") from None
-    if r.returncode != 0:
-        why = (r.stderr.strip() or r.stdout.strip()).splitlines()
-        raise RuntimeFailure(
-            f"chronyc {' '.join(args)}: {why[0] if why else 'failed'}; is chronyd running?"
-        )
-    return r.stdout

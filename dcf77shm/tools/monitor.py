@@ -17,7 +17,8 @@ import datetime as dt
 from collections import deque
 from collections.abc import Iterable
 
-from dcf77shm.decode.frontend import PULSE_NS
+from dcf77shm.decode.carrier import RunHistory
+from dcf77shm.decode.frontend import PULSE_NS, Transition
 from dcf77shm.decode.pipeline import DEFAULT_DECODER, Pipeline
 from dcf77shm.formats.events import utc_minute
 from dcf77shm.model import (
@@ -46,19 +47,13 @@ class MonitorView:
     def __init__(self, polarity: Polarity = Polarity.AUTO, decoder: str = DEFAULT_DECODER) -> None:
         self.pipe = Pipeline(polarity, decoder)
         self.locked = False
-        self._segs: list[tuple[int, int]] = []  # active (pulse) segments, start/end ns
-        self._open: int | None = None  # start of the active segment now running
-        self._last: Edge | None = None
-        self._votes = [0, 0]  # pulse-like segments seen at level 0 / 1
+        self._runs = RunHistory()  # reduced-carrier (pulse) segments
+        self._done: int | None = None  # segments starting before this were reported
         self._phase: int | None = None  # running estimate of the second's phase (ns mod 1 s)
         self._slot: int | None = None  # start of the next second slot to report
         self._latest: Sample | None = None  # the decoder's newest labelled mark
         self._clean: deque[bool] = deque(maxlen=60)
         self._silent_used = 0  # slots since a silent second last counted as clean
-
-    def _active_level(self) -> int:
-        known = self.pipe.front.active_level
-        return known if known is not None else int(self._votes[1] >= self._votes[0])
 
     def feed(self, item: Edge | Gap | Step) -> list[str]:
         if isinstance(item, Step):
@@ -66,26 +61,23 @@ class MonitorView:
         if isinstance(item, Gap):
             self.pipe.feed(item)
             self.locked = False
-            self._segs, self._open, self._last, self._slot = [], None, None, None
+            self._runs.reset()
+            self._done, self._slot = None, None
             self._latest = None
             return [f"== gap: {item.reason}"]
         out = self._events(self.pipe.feed(item))
-        prev, self._last = self._last, item
-        if prev is not None and prev.level != item.level:
-            d = item.time_ns - prev.time_ns
-            self._votes[prev.level] += PULSE_NS[0] <= d <= PULSE_NS[1]
-        if item.level == self._active_level():
-            self._open = item.time_ns if self._open is None else self._open
-        elif self._open is not None:
-            self._add_segment(self._open, item.time_ns)
-            self._open = None
+        # Until the pipeline has decided the polarity, its front end's best guess.
+        active = item.level == self.pipe.front.likely_level
+        start = self._runs.open_ns
+        self._runs.add(Transition(item.time_ns, active))
+        if not active and start is not None:
+            self._add_segment(start, item.time_ns)
         return out + self._close_slots(item.time_ns)
 
     def advance(self, now_ns: int) -> list[str]:
         return self._events(self.pipe.advance(now_ns)) + self._close_slots(now_ns)
 
     def _add_segment(self, start: int, end: int) -> None:
-        self._segs.append((start, end))
         if not PULSE_NS[0] <= end - start <= PULSE_NS[1]:
             return
         if self._phase is None:
@@ -105,7 +97,7 @@ class MonitorView:
                     self._latest = ev
             elif isinstance(ev, MinuteReport):
                 utc = utc_minute(ev.utc_s) or "-"
-                local = ev.extra.get("local", "")
+                local = ev.extra.local or ""
                 status = "ok" if ev.ok else "rejected: " + ", ".join(ev.reasons)
                 out.append(f"== minute {utc} {local} {status}".replace("  ", " "))
             elif isinstance(ev, StateChange):
@@ -128,8 +120,8 @@ class MonitorView:
         return out
 
     def _line(self, start: int, end: int) -> str:
-        segs = [s for s in self._segs if start <= s[0] < end]
-        self._segs = [s for s in self._segs if s[0] >= end]
+        segs = self._runs.runs_in(start if self._done is None else max(start, self._done), end)
+        self._done = end
         expected = start + SLOT_LEAD_NS
         pulses = [s for s in segs if PULSE_NS[0] <= s[1] - s[0] <= PULSE_NS[1]]
         main = min(pulses or segs, key=lambda s: abs(s[0] - expected), default=None)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from dataclasses import replace
 
 from dcf77shm import timecode
 from dcf77shm.decode.confirm import Confirmation
@@ -55,6 +56,7 @@ from dcf77shm.model import (
     NS_PER_S,
     DropReason,
     Event,
+    FrameInfo,
     MinuteReport,
     Sample,
     StateChange,
@@ -229,22 +231,25 @@ class RobustDecoder:
         tc, reasons = self._hard_decode([_decided(x) for x in secs])
         marker_ns = s.start_ns + NS_PER_S
         out: Out = []
-        extra: dict[str, object] = {"decoder": "robust"}
         expect = self._lock_minute + 60 if self._lock_minute is not None else None
         if expect is not None:
-            out.extend(self._verify(s, tc, extra))
+            extra = FrameInfo(decoder="robust", expected=expect)
+            out.extend(self._verify(s, tc))
         else:
-            out.extend(self._try_lock(s, tc, extra))
+            margin, evidence_utc, lock = self._try_lock(s, tc)
+            extra = FrameInfo(decoder="robust", margin=margin, evidence_utc=evidence_utc)
+            out.extend(lock)
         bits = "".join("_" if b is None else str(b) for b in (_decided(x) for x in secs))
         # ok: the frame passed every check and nothing we know contradicts it
         # (the running count when locked, the best evidence when not).
         utc = tc.utc_s() if tc else None
-        rival = expect if expect is not None else extra.get("evidence_utc")
+        rival = expect if expect is not None else extra.evidence_utc
+        decoded = None
         if utc is not None and rival is not None and rival != utc:
-            extra["decoded"] = utc
+            decoded = utc
             reasons = ("disagrees-with-count" if expect is not None else "disagrees-with-evidence",)
             utc = None
-        extra["confirmed"] = utc is not None and utc == rival
+        extra = replace(extra, decoded=decoded, confirmed=utc is not None and utc == rival)
         report = MinuteReport(marker_ns, utc, utc is not None, reasons, bits, extra)
         return [report, *out]
 
@@ -309,7 +314,12 @@ class RobustDecoder:
             del self._tables[old]
         return fields.evaluate_tables(tables, lam)
 
-    def _try_lock(self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]) -> Out:
+    def _try_lock(
+        self, s: Second, tc: timecode.TimeCode | None
+    ) -> tuple[float | None, int | None, Out]:
+        """(evidence margin, its UTC minute if it leads, the lock's events)."""
+        margin: float | None = None
+        evidence_utc: int | None = None
         next_minute: int | None = None
         how = ""
         window_parity = list(self._parity)[-3 * len(self._frames) :]
@@ -320,13 +330,13 @@ class RobustDecoder:
                 next_minute, how = tc.utc_s(), "two clear frames agree"
         if next_minute is None and len(self._frames) >= 2:
             v = self._evidence()
-            extra["margin"] = round(v.margin, 1)
+            margin = round(v.margin, 1)
             if v.utc_s is not None and v.margin > 0:
-                extra["evidence_utc"] = v.utc_s
+                evidence_utc = v.utc_s
             if v.utc_s is not None and v.margin >= MARGIN:
                 next_minute, how = v.utc_s, f"evidence margin {v.margin:.0f}"
         if next_minute is None or self.leaps.uncertain_minute(next_minute - 60):
-            return []
+            return margin, evidence_utc, []
         self._lock_minute = next_minute - 60  # the minute now ending
         self._lock_n0 = s.n - 59
         self._hold = False
@@ -354,12 +364,11 @@ class RobustDecoder:
             sample = Sample(x.edge_ns, label * NS_PER_S, self.leaps.flag(label, vote))
             self._confirm.add(label, sample, after.count(1), after.count(-1))
         out.extend(self._confirm.release(self._lock_minute + 59))
-        return out
+        return margin, evidence_utc, out
 
-    def _verify(self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]) -> Out:
+    def _verify(self, s: Second, tc: timecode.TimeCode | None) -> Out:
         assert self._lock_minute is not None
         expect = self._lock_minute + 60
-        extra["expected"] = expect
         contra = tc is not None and tc.utc_s() != expect
         self._contra.append(contra)
         if sum(self._contra) >= 2:

@@ -18,8 +18,9 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from dcf77shm.decode.carrier import RunHistory
+from dcf77shm.decode.carrier import QUALIFY_NS, RunHistory
 from dcf77shm.decode.frontend import Transition
+from dcf77shm.decode.widths import WidthOffset
 from dcf77shm.model import NS_PER_MS, NS_PER_S
 
 MS = NS_PER_MS
@@ -53,10 +54,6 @@ class Second:
     quiet: bool = True  # the pause before this second's mark was mostly idle
 
 
-def _qualified(runs: RunHistory, t: int) -> bool:
-    return runs.active_ns(t, t + 40 * MS) >= 30 * MS
-
-
 class Tracker:
     def __init__(self) -> None:
         self.runs = RunHistory()
@@ -74,6 +71,7 @@ class Tracker:
         self._epoch = 0
         self._since_steer = 0
         self._last_ref: int | None = None
+        self.offset = WidthOffset()  # the receiver's pulse-width offset
 
     def reset(self) -> None:
         epoch, n = self._epoch, self._n
@@ -90,9 +88,9 @@ class Tracker:
 
     def advance(self, now_ns: int) -> list[Second]:
         out: list[Second] = []
-        while self._pending and now_ns >= self._pending[0] + 40 * MS:
+        while self._pending and now_ns >= self._pending[0] + QUALIFY_NS:
             t = self._pending.popleft()
-            if _qualified(self.runs, t):
+            if self.runs.qualified(t):
                 self._add_qualified(t)
         while self.tracking and now_ns >= self._pred + DEADLINE_NS:
             out.append(self._measure())
@@ -167,7 +165,7 @@ class Tracker:
         sigma = math.sqrt(self._var)
         win = 4 * sigma
         win = TRACK_WIN_NS if win < TRACK_WIN_NS else 150 * MS if win > 150 * MS else int(win)
-        good = [e for e in runs.rising_in(pred - win, pred + win) if _qualified(runs, e)]
+        good = [e for e in runs.rising_in(pred - win, pred + win) if runs.qualified(e)]
         edge: int | None = None
         clean = False
         ref = pred
@@ -205,7 +203,12 @@ class Tracker:
             self._since_steer += 1
         self._last_ref = ref
         presence = runs.active_ns(ref + 20 * MS, ref + 80 * MS) / (60 * MS)
-        one = runs.active_ns(ref + 125 * MS, ref + 175 * MS) / (50 * MS)
+        # The 0/1 window sits between the two widths this receiver gives.
+        off = self.offset.ns
+        one = runs.active_ns(ref + 125 * MS + off, ref + 175 * MS + off) / (50 * MS)
+        if clean and presence > 0.9 and not runs.reduced_across(ref + 300 * MS):
+            width = runs.active_ns(ref, ref + 300 * MS)
+            self.offset.learn(width, int(one > 0.5))
         s = Second(self._n, self._epoch, pred, edge, clean, presence, one, sigma, quiet)
         self._n += 1
         if self._since_steer > LOST_AFTER:
