@@ -96,6 +96,13 @@ DECODE_LEGEND = [
 )
 @pipeline_options
 @click.option("--legend", is_flag=True, help="Explain the table's columns above it.")
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="A log cut short (its writer killed: a gzip stream without its end, a last "
+    "line cut mid-number) is decoded up to its last complete line, with a warning; "
+    "without it such a log is refused (exit 2).",
+)
 def decode(
     files: tuple[Path, ...],
     as_json: bool,
@@ -106,6 +113,7 @@ def decode(
     holdover_ppm: float,
     leap_seconds: str,
     legend: bool,
+    partial: bool,
 ) -> None:
     """Replay edge logs through the pipeline that `run` uses.
 
@@ -121,12 +129,16 @@ def decode(
     # once, so it is read whole.
     loaded: dict[int, list[Edge]] = {}
     counts = []
+
+    def warn(msg: str) -> None:
+        click.echo(f"dcf77shm: warning: {msg}", err=True)
+
     for i, f in enumerate(files):
         if _is_stream(f):
-            loaded[i] = read_edges(f)
+            loaded[i] = read_edges(f, partial, warn)
             counts.append(len(loaded[i]))
         else:
-            counts.append(check_edges(f))
+            counts.append(check_edges(f, partial, warn))
     out = sys.stdout
     if legend and not as_json:
         out.write("\n".join(DECODE_LEGEND) + "\n\n")
@@ -140,7 +152,7 @@ def decode(
         tag = "{" + f'"file": {json.dumps(str(f))}, ' if len(files) > 1 else "{"
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
-        for edge in loaded.pop(i) if i in loaded else iter_edges(f):
+        for edge in loaded.pop(i) if i in loaded else iter_edges(f, partial):
             if summary.first_edge_ns is None:
                 summary.first_edge_ns = edge.time_ns
             for ev in pipe.feed(edge):
