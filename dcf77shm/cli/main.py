@@ -33,10 +33,11 @@ from dcf77shm.cli.options import (
     pipeline_options,
     random_start,
 )
+from dcf77shm.cli.progress import Progress
 from dcf77shm.cli.run import run, shm, stderr_is_journal
 from dcf77shm.cli.service import calibrate, status
 from dcf77shm.errors import BadInput, Dcf77Error
-from dcf77shm.fileio import STDOUT, Output, check_output
+from dcf77shm.fileio import STDOUT, Output, check_output, printable
 from dcf77shm.formats.edgelog import check_edges, iter_edges, read_edges, write_edges
 from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
 from dcf77shm.model import Edge, MinuteReport, Polarity
@@ -131,15 +132,17 @@ def decode(
     loaded: dict[int, list[Edge]] = {}
     counts = []
 
-    def warn(msg: str) -> None:
-        click.echo(f"dcf77shm: warning: {msg}", err=True)
-
+    warnings: list[str] = []  # said once the progress line is gone
     for i, f in enumerate(files):
-        if _is_stream(f):
-            loaded[i] = read_edges(f, partial, warn)
-            counts.append(len(loaded[i]))
-        else:
-            counts.append(check_edges(f, partial, warn))
+        with Progress(f"decode {printable(f)}", output=sys.stdout) as progress:
+            progress.status("reading and checking")
+            if _is_stream(f):
+                loaded[i] = read_edges(f, partial, warnings.append)
+                counts.append(len(loaded[i]))
+            else:
+                counts.append(check_edges(f, partial, warnings.append))
+    for w in warnings:
+        click.echo(f"dcf77shm: warning: {w}", err=True)
     out = sys.stdout
     if legend and not as_json:
         out.write("\n".join(DECODE_LEGEND) + "\n\n")
@@ -147,21 +150,26 @@ def decode(
         pipe, _ = build_pipeline(
             polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
         )
+        progress = Progress(f"decode {printable(f)}", output=sys.stdout)
+        step = max(1, count // 1000)
         summary = Summary()
         # One record per line, so the key goes in front of each (JSON text:
         # the name is escaped as any string).
         tag = "{" + f'"file": {json.dumps(str(f))}, ' if len(files) > 1 else "{"
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
-        for edge in loaded.pop(i) if i in loaded else iter_edges(f, partial):
+        for n, edge in enumerate(loaded.pop(i) if i in loaded else iter_edges(f, partial)):
             if summary.first_edge_ns is None:
                 summary.first_edge_ns = edge.time_ns
+            if n % step == 0 and progress.shown:
+                progress(n / count, f"({n:,} of {count:,} edges)")
             for ev in pipe.feed(edge):
                 summary.add(ev)
                 if as_json:
                     out.write(tag + json_line(ev)[1:] + "\n")
                 elif isinstance(ev, MinuteReport):
                     out.write(table_line(ev, summary.take_minute_samples()) + "\n")
+        progress.close()
         if not as_json:
             out.write(f"polarity: {pipe.polarity.value}\n")
             for line in summary.lines():
@@ -385,9 +393,16 @@ def simulate(
         if truth_out is not None:
             truth_out.file.write(json.dumps(truth_json(m)).encode() + b"\n")
 
-    counted = _Counted(sim_stream(params, on_mark), version == "v1")
+    days = duration_s / 86400
+    progress = Progress("simulate", output=sys.stdout if str(output) == STDOUT else None)
+
+    def report(f: float) -> None:
+        progress(f, f"({f * days:.1f} of {days:.1f} days)" if days >= 1 else "")
+
+    counted = _Counted(sim_stream(params, on_mark, report), version == "v1")
     try:
-        write_edges(output, counted, comments, 1 if version == "v1" else 2)
+        with progress:
+            write_edges(output, counted, comments, 1 if version == "v1" else 2)
     except OSError as e:
         if truth_out is not None:
             truth_out.abort()
