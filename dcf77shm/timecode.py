@@ -91,6 +91,17 @@ class FrameInvalid(ValueError):
         self.reasons = tuple(reasons)
 
 
+def report_fields(tc: TimeCode) -> dict[str, object]:
+    """What a minute report says of a decoded frame besides its UTC minute: the
+    local time it names (``2024-03-31T03:00 CEST``) and its flags (bits 15-19)."""
+    return {
+        "local": tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
+        "dst_announce": tc.dst_announce,
+        "leap_announce": tc.leap_announce,
+        "call": tc.call,
+    }
+
+
 def _bcd_encode(value: int, weights: Sequence[int]) -> list[int]:
     bits = []
     tens, units = divmod(value, 10)

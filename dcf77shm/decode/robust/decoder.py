@@ -230,18 +230,22 @@ class RobustDecoder:
         marker_ns = s.start_ns + NS_PER_S
         out: Out = []
         extra: dict[str, object] = {"decoder": "robust"}
+        if tc is not None:
+            extra.update(timecode.report_fields(tc))
         expect = self._lock_minute + 60 if self._lock_minute is not None else None
+        evidence: int | None = None
         if expect is not None:
             out.extend(self._verify(s, tc, extra))
         else:
-            out.extend(self._try_lock(s, tc, extra))
+            lock_out, evidence = self._try_lock(s, tc, extra)
+            out.extend(lock_out)
         bits = "".join("_" if b is None else str(b) for b in (_decided(x) for x in secs))
         # ok: the frame passed every check and nothing we know contradicts it
         # (the running count when locked, the best evidence when not).
         utc = tc.utc_s() if tc else None
-        rival = expect if expect is not None else extra.get("evidence_utc")
+        rival = expect if expect is not None else evidence
         if utc is not None and rival is not None and rival != utc:
-            extra["decoded"] = utc
+            extra["decoded_ns"] = utc * NS_PER_S
             reasons = ("disagrees-with-count" if expect is not None else "disagrees-with-evidence",)
             utc = None
         extra["confirmed"] = utc is not None and utc == rival
@@ -309,8 +313,12 @@ class RobustDecoder:
             del self._tables[old]
         return fields.evaluate_tables(tables, lam)
 
-    def _try_lock(self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]) -> Out:
+    def _try_lock(
+        self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]
+    ) -> tuple[Out, int | None]:
+        """What locking gives, and the UTC minute the evidence favours (if any)."""
         next_minute: int | None = None
+        evidence: int | None = None
         how = ""
         window_parity = list(self._parity)[-3 * len(self._frames) :]
         if tc is not None and len(self._frames) >= 2 and not any(window_parity):
@@ -322,11 +330,12 @@ class RobustDecoder:
             v = self._evidence()
             extra["margin"] = round(v.margin, 1)
             if v.utc_s is not None and v.margin > 0:
-                extra["evidence_utc"] = v.utc_s
+                evidence = v.utc_s
+                extra["evidence_utc_ns"] = v.utc_s * NS_PER_S
             if v.utc_s is not None and v.margin >= MARGIN:
                 next_minute, how = v.utc_s, f"evidence margin {v.margin:.0f}"
         if next_minute is None or self.leaps.uncertain_minute(next_minute - 60):
-            return []
+            return [], evidence
         self._lock_minute = next_minute - 60  # the minute now ending
         self._lock_n0 = s.n - 59
         self._hold = False
@@ -354,12 +363,12 @@ class RobustDecoder:
             sample = Sample(x.edge_ns, label * NS_PER_S, self.leaps.flag(label, vote))
             self._confirm.add(label, sample, after.count(1), after.count(-1))
         out.extend(self._confirm.release(self._lock_minute + 59))
-        return out
+        return out, evidence
 
     def _verify(self, s: Second, tc: timecode.TimeCode | None, extra: dict[str, object]) -> Out:
         assert self._lock_minute is not None
         expect = self._lock_minute + 60
-        extra["expected"] = expect
+        extra["expected_ns"] = expect * NS_PER_S
         contra = tc is not None and tc.utc_s() != expect
         self._contra.append(contra)
         if sum(self._contra) >= 2:
