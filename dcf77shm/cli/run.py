@@ -23,7 +23,7 @@ from dcf77shm.cli.options import (
 from dcf77shm.errors import BadInput
 from dcf77shm.fileio import output_kind
 from dcf77shm.model import NS_PER_S, Polarity
-from dcf77shm.sinks.shm import PACKAGED_UNIT, parse_unit
+from dcf77shm.sinks.shm import PACKAGED_UNIT, ShmSink, parse_unit
 from dcf77shm.sinks.sock import PACKAGED_SOCK
 from dcf77shm.spec import ascii_int
 
@@ -221,6 +221,7 @@ def run(
         guard=pipeline.guard,
         leaps=leaps,
         state_file=state,
+        output_shmid=(lambda: sink.shmid) if isinstance(sink, ShmSink) else None,
     )
     try:
         Runner(source, sink, pipeline, hooks=monitor).run()
