@@ -244,9 +244,9 @@ def refuse_live_output(output_spec: str, scheme: str) -> None:
         )
 
 
-# chrony drops a refclock sample older than 2^(poll+1) s (32 s with the shipped
-# poll 4); an hour off is clearly a recording from another time.
-FAR_NS = 3600 * NS_PER_S
+# chrony drops a refclock sample older than 2^(poll+1) s: 32 s with the shipped
+# poll 4.  A log that starts further back than that hands chrony samples it drops.
+FAR_NS = 32 * NS_PER_S
 
 
 def warn_if_far_from_now(path: str) -> None:
@@ -260,14 +260,15 @@ def warn_if_far_from_now(path: str) -> None:
     ahead_ns = first.time_ns - time.time_ns()
     if abs(ahead_ns) <= FAR_NS:
         return
-    h = abs(ahead_ns) / (3600 * NS_PER_S)
+    s = abs(ahead_ns) / NS_PER_S
+    far = f"{s / 3600:.1f} h" if s >= 3600 else f"{s:.0f} s"
     if ahead_ns < 0:
         what = (
-            f"starts {h:.1f} h before now: --pace hands the past edges on at once, and "
-            "chrony drops samples older than 2^(poll+1) s"
+            f"starts {far} before now: --pace hands the past edges on at once, and "
+            "chrony drops their samples (older than 2^(poll+1) s, 32 s with poll 4)"
         )
     else:
-        what = f"starts {h:.1f} h after now: --pace waits until the clock gets there"
+        what = f"starts {far} after now: --pace waits until the clock gets there"
     click.echo(f"dcf77shm: warning: {path} {what}", err=True)
 
 
