@@ -131,7 +131,6 @@ def decode(
     # once, so it is read whole.
     loaded: dict[int, list[Edge]] = {}
     counts = []
-
     warnings: list[str] = []  # said once the progress line is gone
     for i, f in enumerate(files):
         with Progress(f"decode {printable(f)}", output=sys.stdout) as progress:
@@ -391,7 +390,12 @@ def simulate(
         nonlocal marks
         marks += 1
         if truth_out is not None:
-            truth_out.file.write(json.dumps(truth_json(m)).encode() + b"\n")
+            try:
+                truth_out.file.write(json.dumps(truth_json(m)).encode() + b"\n")
+            except OSError as e:  # named here: write_edges would blame the edge log
+                if isinstance(e, BrokenPipeError):
+                    raise
+                raise BadInput(f"cannot write {printable(str(truth))}: {e.strerror or e}") from None
 
     days = duration_s / 86400
     progress = Progress("simulate", output=sys.stdout if str(output) == STDOUT else None)
