@@ -10,7 +10,7 @@ clock: it must not decrease, and a step forward in it looks like a jump.
 A reader refuses a bad file as a whole, with one line naming the file, the
 line number and the problem, before anything is decoded from it.  A log that
 is only cut short (its writer killed: a gzip stream without its end, a last
-line without its line end that does not parse) is refused the same way, unless
+line without its line end) is refused the same way, unless
 the caller asks for ``partial``: then the complete lines before the cut are
 the log, and ``warn`` hears once that it was truncated.
 """
