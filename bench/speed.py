@@ -7,7 +7,10 @@ Two figures per decoder and signal:
   end to end (reading and checking the log, decoding, writing JSON), with the
   child's own peak RSS as it reports it at exit.
 
-Usage: python bench/speed.py [--hours 24]
+And one line per signal for `dcf77shm simulate --duration 7d` (--sim-days):
+its time and peak RSS, which must not grow with the duration (it streams).
+
+Usage: python bench/speed.py [--hours 24] [--sim-days 7]
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ def cli_run(args: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--sim-days", type=float, default=7.0)
     a = ap.parse_args()
     seconds = a.hours * 3600
     print(f"{a.hours:g} h of simulated signal per run")
@@ -95,6 +99,15 @@ def main() -> int:
                 )
             gc.unfreeze()
             del sim
+        print(f"\n`simulate --duration {a.sim_days:g}d -o FILE.gz`, in a fresh process")
+        print("{:<7} {:>7} {:>8}".format("signal", "s", "RSS MB"))
+        for name, knobs in SIGNALS.items():
+            flags = [f"--{k.replace('_', '-')}={v:g}" for k, v in knobs.items()]
+            out = Path(tmp) / "sim.edges.gz"
+            sim_s, rss = cli_run(
+                ["simulate", f"--duration={a.sim_days:g}d", "--seed=3", *flags, "-o", str(out)]
+            )
+            print(f"{name:<7} {sim_s:>7.1f} {rss:>8.1f}", flush=True)
     return 0
 
 

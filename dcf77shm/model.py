@@ -120,9 +120,10 @@ class Sample:
 @dataclass(frozen=True, slots=True)
 class FrameInfo:
     """What a decoder says about a frame beyond its verdict: the extra keys of a
-    minute event (INTERFACES §2), each present when not None, in this order."""
+    minute event (INTERFACES §2), each present when not None, in this order;
+    times in ns like every time key."""
 
-    # The strict decoder: what the valid frame says.
+    # What a decoded frame says (both decoders; dcf77shm.timecode.frame_fields).
     local: str | None = None  # local time and zone, e.g. "2024-03-31T03:00 CEST"
     dst_announce: bool | None = None  # A1, bit 16
     leap_announce: bool | None = None  # A2, bit 19
@@ -130,9 +131,9 @@ class FrameInfo:
     # The robust decoder: where the frame stands against the lock.
     decoder: str | None = None
     margin: float | None = None  # evidence margin (nats) while acquiring
-    evidence_utc: int | None = None  # the best hypothesis, when it leads at all
-    expected: int | None = None  # the minute the running count expects (locked)
-    decoded: int | None = None  # what the frame said, when that was refused
+    evidence_utc_ns: int | None = None  # the best hypothesis, when it leads at all
+    expected_ns: int | None = None  # the minute the running count expects (locked)
+    decoded_ns: int | None = None  # what the frame said, when that was refused
     confirmed: bool | None = None  # the frame agrees with the count or the evidence
 
     def json(self) -> dict[str, object]:

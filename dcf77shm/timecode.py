@@ -34,6 +34,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dcf77shm.model import FrameInfo
+
 UTC = dt.UTC
 
 FRAME_BITS = 59
@@ -89,6 +91,17 @@ class FrameInvalid(ValueError):
     def __init__(self, reasons: Sequence[str]) -> None:
         super().__init__(", ".join(reasons))
         self.reasons = tuple(reasons)
+
+
+def frame_info(tc: TimeCode) -> FrameInfo:
+    """What a minute report says of a decoded frame besides its UTC minute: the
+    local time it names (``2024-03-31T03:00 CEST``) and its flags (bits 15-19)."""
+    return FrameInfo(
+        local=tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
+        dst_announce=tc.dst_announce,
+        leap_announce=tc.leap_announce,
+        call=tc.call,
+    )
 
 
 def _bcd_encode(value: int, weights: Sequence[int]) -> list[int]:

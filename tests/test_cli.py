@@ -240,3 +240,36 @@ def test_sigterm_stops_shm_watch_and_record_cleanly(tmp_path: Path) -> None:
     finally:
         sink.close()
         sysv_ipc.SharedMemory(key_for(unit)).remove()
+
+
+def test_decode_json_minutes_local_time_and_times_in_ns(tmp_path: Path) -> None:
+    """The robust decoder names the local time as strict does; every time key
+    is in nanoseconds (`*_ns`), none in seconds."""
+    log = tmp_path / "spoofed.edges"
+    # A spoofer an hour ahead after 20 minutes: frames that contradict the count.
+    r = run_cli(
+        "simulate", "--start", "2024-05-01T10:00:00Z", "--duration", "40m", "--seed", "2",
+        "--spoof", "1200:900:shift=+1h", "-o", log,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    minutes = {}
+    for decoder in ("strict", "robust"):
+        out = run_cli("decode", "--json", "--decoder", decoder, log)
+        assert out.returncode == 0, out.stderr
+        recs = [json.loads(line) for line in out.stdout.splitlines()]
+        minutes[decoder] = {m["utc"]: m for m in recs if m["type"] == "minute" and m["ok"]}
+        for m in (m for m in recs if m["type"] == "minute"):
+            assert not {"expected", "evidence_utc", "decoded"} & m.keys(), m
+            for k, v in m.items():
+                if k.endswith("_ns"):
+                    assert isinstance(v, int) and v > 1_700_000_000 * 10**9, (k, m)
+    robust = minutes["robust"]
+    assert len(robust) > 10
+    for utc, m in robust.items():
+        assert m["local"].endswith(" CEST")
+        if utc in minutes["strict"]:
+            assert m["local"] == minutes["strict"][utc]["local"]
+    keys = {k for m in robust.values() for k in m}
+    assert "expected_ns" in keys
+    out = run_cli("decode", "--json", log).stdout
+    assert '"decoded_ns": ' in out and '"disagrees-with-count"' in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 
 from dcf77shm.decode.pipeline import DECODERS, decode_edges
 from dcf77shm.errors import BadInput
-from dcf77shm.formats.edgelog import HEADER_V1, HEADER_V2, EdgeLogWriter, read_edges, write_edges
+from dcf77shm.formats.edgelog import (
+    HEADER_V1,
+    HEADER_V2,
+    EdgeLogWriter,
+    format_edges,
+    read_edges,
+    write_edges,
+)
 from dcf77shm.model import NS_PER_S, Edge, MinuteReport, Sample
 from dcf77shm.sources.simulate import SimParams, simulate
 
@@ -44,6 +52,13 @@ BAD: list[tuple[str, bytes, int, tuple[str, ...]]] = [
     ("v2-two-fields", f"{HEADER_V2}\n{T0} 1 5\n{T0 + 9} 0\n".encode(), 3, ("mono_ns",)),
     ("v2-mono-backwards", f"{HEADER_V2}\n{T0} 1 50\n{T0 + 9} 0 49\n".encode(), 3, ("mono_ns",)),
     ("v2-mono-word", f"{HEADER_V2}\n{T0} 1 x5\n".encode(), 2, ("mono_ns",)),
+    # Clock readings: nanoseconds since an epoch, before year 10000.
+    ("negative", f"{HEADER}\n-5 0\n{T0} 1\n".encode(), 2, ("negative",)),
+    ("v2-negative-mono", f"{HEADER_V2}\n{T0} 1 -7\n".encode(), 2, ("mono_ns", "negative")),
+    ("1e21", f"{HEADER}\n{T0} 1\n{10**21} 0\n".encode(), 3, ("out of range", "10000")),
+    ("4000-digits", f"{HEADER}\n{'9' * 4000} 0\n".encode(), 2, ("out of range",)),
+    # A last line cut short (the writer killed) is refused unless --partial.
+    ("cut-mid-number", f"{HEADER}\n{T0} 1\n{T0 + 9}".encode(), 3, ("cut short", "--partial")),
 ]
 
 
@@ -81,6 +96,50 @@ def test_library_refuses_truncated_gzip(tmp_path: Path) -> None:
         read_edges(p)
     msg = str(ei.value)
     assert msg.startswith(f"{p}:") and "gzip" in msg and "\n" not in msg
+    assert "--partial" in msg
+
+
+def _log_cut(tmp_path: Path, gz: bool) -> tuple[Path, list[Edge]]:
+    """A v2 log whose writer was killed mid-line; the edges of its complete lines."""
+    edges = simulate(SimParams(start_s=1_718_000_007, duration_s=300, seed=5)).edges
+    whole = "".join(format_edges(edges)).encode()
+    body = whole[: len(whole) * 2 // 3]
+    assert not body.endswith(b"\n")
+    complete = body[: body.rindex(b"\n") + 1].count(b"\n") - 1  # minus the header
+    p = tmp_path / ("cut.edges.gz" if gz else "cut.edges")
+    if gz:  # a gzip stream flushed as record does, without its end
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)
+        p.write_bytes(z.compress(body) + z.flush(zlib.Z_SYNC_FLUSH))
+    else:
+        p.write_bytes(body)
+    return p, edges[:complete]
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_partial_reads_the_complete_lines_of_a_log_cut_short(tmp_path: Path, gz: bool) -> None:
+    p, want = _log_cut(tmp_path, gz)
+    with pytest.raises(BadInput, match="cut short"):
+        read_edges(p)
+    said: list[str] = []
+    got = read_edges(p, partial=True, warn=said.append)
+    assert got == want
+    assert len(said) == 1 and said[0].startswith(f"{p}:") and "truncated" in said[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2000))
+def test_partial_never_invents_an_edge(cut: int) -> None:
+    """Cut anywhere: the partial log is a prefix of the edges, never a changed one."""
+    edges = [Edge(T0 + 10**9 * i + 7 * i, i & 1, 10**12 + 999_999_937 * i) for i in range(60)]
+    whole = "".join(format_edges(edges)).encode()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "x.edges"
+        p.write_bytes(whole[: len(HEADER_V2) + 1 + cut])
+        got = read_edges(p, partial=True)
+    assert got == edges[: len(got)]
+    assert len(got) >= whole[len(HEADER_V2) + 1 : len(HEADER_V2) + 1 + cut].count(b"\n")
 
 
 @pytest.mark.parametrize(
@@ -116,6 +175,17 @@ def test_cli_refuses_truncated_gzip(tmp_path: Path) -> None:
     assert len(r.stderr.splitlines()) == 1 and str(p) in r.stderr
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_cli_partial_decodes_what_is_there_and_says_so(tmp_path: Path, gz: bool) -> None:
+    p, want = _log_cut(tmp_path, gz)
+    r = run_cli("decode", "--json", p)
+    assert (r.returncode, r.stdout) == (2, "") and "--partial" in r.stderr
+    r = run_cli("decode", "--json", "--partial", p)
+    assert r.returncode == 0 and r.stdout.count('"type": "sample"') > 30
+    assert r.stderr.count("\n") == 1 and "truncated" in r.stderr and str(p) in r.stderr
+    assert f"decoding the {len(want)} edges" in r.stderr
+
+
 def test_cli_later_bad_file_means_nothing_printed(tmp_path: Path) -> None:
     good = tmp_path / "good.edges"
     write_edges(good, simulate(SimParams(start_s=1_700_000_000, duration_s=200)).edges)
@@ -132,11 +202,11 @@ def test_cli_later_bad_file_means_nothing_printed(tmp_path: Path) -> None:
 
 def test_accepts_crlf_tabs_spaces_comments(tmp_path: Path) -> None:
     data = (
-        f"{HEADER}\r\n-5 0\r\n# recorded by hand\r\n{T0}\t1\r\n\r\n"
+        f"{HEADER}\r\n0 0\r\n# recorded by hand\r\n{T0}\t1\r\n\r\n"
         f"{T0 + 100}   0\r\n#another comment\n{T0 + 100} \t 1\n"
     )
     p = _write(tmp_path, "ok", data.encode())
-    assert read_edges(p) == [Edge(-5, 0), Edge(T0, 1), Edge(T0 + 100, 0), Edge(T0 + 100, 1)]
+    assert read_edges(p) == [Edge(0, 0), Edge(T0, 1), Edge(T0 + 100, 0), Edge(T0 + 100, 1)]
 
 
 def test_accepts_header_only_and_no_final_newline(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ def test_v1_api_is_refused_with_the_fix() -> None:
     with pytest.raises(RuntimeFailure) as e:
         check_api(v1)
     assert "pip install" in str(e.value) and "apt install python3-libgpiod" in str(e.value)
+    assert "-t bookworm-backports python3-libgpiod" in str(e.value)  # 2.x there
 
     class ChipV2:
         def line_offset_from_id(self, x: object) -> int:

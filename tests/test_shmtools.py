@@ -4,9 +4,14 @@ UNSAFE, and garbage segments shown without a traceback (real System V segments).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sysv_ipc
@@ -59,7 +64,8 @@ def test_list_every_segment_with_its_state(units: list[int]) -> None:
         assert head[:3] == ["unit", "key", "owner"] and head[-1] == "safety"
         line = row(r.stdout, safe)
         assert f"{key_for(safe):#010x}" in line and "0600" in line and "bit" in line
-        assert "2023-11-14T22:13:20.000000Z" in line and line.endswith("SAFE")
+        assert "2023-11-14T22:13:20.000000Z" in line
+        assert line.endswith("SAFE; no reader attached")  # only the writer: this test
         assert " 2 " in line  # count: one sample written, gpsd style
         assert "UNSAFE: writable by group/others" in row(r.stdout, open_to_all)
         assert "not a date" in row(r.stdout, garbage)
@@ -113,3 +119,86 @@ def test_bad_unit_is_one_line_exit_2(arg: str) -> None:
     r = run_cli("shm", "status", arg)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert "0-65535" in r.stderr and "Traceback" not in r.stderr
+
+
+def _fake_chronyd(unit: int) -> subprocess.Popen[str]:
+    """A process named chronyd (its comm, as `ps` shows it) attached to the segment."""
+    code = (
+        "import sys, time, sysv_ipc\n"
+        "open('/proc/self/comm', 'w').write('chronyd')\n"
+        f"m = sysv_ipc.SharedMemory({key_for(unit)})\n"
+        "print('attached', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert p.stdout is not None and p.stdout.readline() == "attached\n"
+    return p
+
+
+def test_no_reader_and_a_reader_left_on_a_replaced_segment(units: list[int]) -> None:
+    u = units[0]
+    size = st.platform_layout().value
+    mem = create(u, size)  # this test attaches, as a writer would: no reader yet
+    r = run_cli("shm", "status", str(u))
+    assert r.returncode == 0 and "WARNING: no reader attached" in r.stdout
+    assert f"(pid {os.getpid()})" in r.stdout  # who is attached
+    assert "no reader attached" in row(run_cli("shm", "status").stdout, u)
+    reader = _fake_chronyd(u)
+    try:
+        r = run_cli("shm", "status", str(u))
+        assert "WARNING" not in r.stdout and f"chronyd (pid {reader.pid})" in r.stdout
+        assert row(run_cli("shm", "status").stdout, u).endswith("SAFE")
+        # ipcrm and a new segment at the key: the reader still reads the old one.
+        old = mem.id
+        mem.remove()
+        mem.detach()
+        create(u, size).detach()
+        r = run_cli("shm", "status", str(u))
+        assert "WARNING: no reader attached" in r.stdout
+        assert f"chronyd (pid {reader.pid}) reads a removed segment of this key (shmid {old})" in (
+            r.stdout
+        )
+        assert "segment replaced since it attached" in row(run_cli("shm", "status").stdout, u)
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+def test_status_says_when_the_writers_segment_was_replaced(
+    units: list[int], tmp_path: Path
+) -> None:
+    u = units[1]
+    status = tmp_path / "status.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
+         "--output", f"shm:{u}", "--status-file", str(status)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not status.exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        snap = json.loads(status.read_text())
+        seg = sysv_ipc.SharedMemory(key_for(u))
+        assert snap["output_shmid"] == seg.id
+        r = run_cli("status", "--status-file", status)
+        assert r.returncode == 0, r.stderr
+        assert f"WARNING: no reader attached: chronyd does not read shm:{u}" in r.stdout
+        assert "replaced" not in r.stdout
+        # chronyd restarted after an ipcrm: a new segment at the key.  The
+        # writer has published nothing yet (no lock), so it has not noticed.
+        seg.remove()
+        seg.detach()
+        new = create(u, st.platform_layout().value)
+        r = run_cli("status", "--status-file", status)
+        assert r.returncode == 0, r.stderr
+        assert (
+            f"WARNING: shm:{u}: segment replaced since our writer attached "
+            f"(shmid {snap['output_shmid']}, now shmid {new.id})"
+        ) in r.stdout
+        new.detach()
+    finally:
+        proc.terminate()
+        proc.wait(20)

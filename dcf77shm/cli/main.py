@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -32,10 +33,11 @@ from dcf77shm.cli.options import (
     pipeline_options,
     random_start,
 )
+from dcf77shm.cli.progress import Progress
 from dcf77shm.cli.run import run, shm, stderr_is_journal
 from dcf77shm.cli.service import calibrate, status
 from dcf77shm.errors import BadInput, Dcf77Error
-from dcf77shm.fileio import STDOUT, Output, check_output
+from dcf77shm.fileio import STDOUT, Output, check_output, printable
 from dcf77shm.formats.edgelog import check_edges, iter_edges, read_edges, write_edges
 from dcf77shm.formats.events import TABLE_HEADER, Summary, json_line, table_line
 from dcf77shm.model import Edge, MinuteReport, Polarity
@@ -96,6 +98,13 @@ DECODE_LEGEND = [
 )
 @pipeline_options
 @click.option("--legend", is_flag=True, help="Explain the table's columns above it.")
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="A log cut short (its writer killed: a gzip stream without its end, a last "
+    "line cut mid-number) is decoded up to its last complete line, with a warning; "
+    "without it such a log is refused (exit 2).",
+)
 def decode(
     files: tuple[Path, ...],
     as_json: bool,
@@ -106,6 +115,7 @@ def decode(
     holdover_ppm: float,
     leap_seconds: str,
     legend: bool,
+    partial: bool,
 ) -> None:
     """Replay edge logs through the pipeline that `run` uses.
 
@@ -121,12 +131,17 @@ def decode(
     # once, so it is read whole.
     loaded: dict[int, list[Edge]] = {}
     counts = []
+    warnings: list[str] = []  # said once the progress line is gone
     for i, f in enumerate(files):
-        if _is_stream(f):
-            loaded[i] = read_edges(f)
-            counts.append(len(loaded[i]))
-        else:
-            counts.append(check_edges(f))
+        with Progress(f"decode {printable(f)}", output=sys.stdout) as progress:
+            progress.status("reading and checking")
+            if _is_stream(f):
+                loaded[i] = read_edges(f, partial, warnings.append)
+                counts.append(len(loaded[i]))
+            else:
+                counts.append(check_edges(f, partial, warnings.append))
+    for w in warnings:
+        click.echo(f"dcf77shm: warning: {w}", err=True)
     out = sys.stdout
     if legend and not as_json:
         out.write("\n".join(DECODE_LEGEND) + "\n\n")
@@ -134,21 +149,26 @@ def decode(
         pipe, _ = build_pipeline(
             polarity, decoder, jump_policy, drift_ppm, holdover_ppm, leap_seconds
         )
+        progress = Progress(f"decode {printable(f)}", output=sys.stdout)
+        step = max(1, count // 1000)
         summary = Summary()
         # One record per line, so the key goes in front of each (JSON text:
         # the name is escaped as any string).
         tag = "{" + f'"file": {json.dumps(str(f))}, ' if len(files) > 1 else "{"
         if not as_json:
             out.write(f"{f}: {count} edges\n{TABLE_HEADER}\n")
-        for edge in loaded.pop(i) if i in loaded else iter_edges(f):
+        for n, edge in enumerate(loaded.pop(i) if i in loaded else iter_edges(f, partial)):
             if summary.first_edge_ns is None:
                 summary.first_edge_ns = edge.time_ns
+            if n % step == 0 and progress.shown:
+                progress(n / count, f"({n:,} of {count:,} edges)")
             for ev in pipe.feed(edge):
                 summary.add(ev)
                 if as_json:
                     out.write(tag + json_line(ev)[1:] + "\n")
                 elif isinstance(ev, MinuteReport):
                     out.write(table_line(ev, summary.take_minute_samples()) + "\n")
+        progress.close()
         if not as_json:
             out.write(f"polarity: {pipe.polarity.value}\n")
             for line in summary.lines():
@@ -321,8 +341,8 @@ def simulate(
     receiver heard: its label, and where its leading edge lies on the system
     clock (sys_ns) and the steady clock (mono_ns).
     """
-    from dcf77shm.sources.simulate import LeapClock, SimParams, truth_json
-    from dcf77shm.sources.simulate import simulate as run_sim
+    from dcf77shm.sources.simulate import LeapClock, SimParams, TruthMark, truth_json
+    from dcf77shm.sources.simulate import stream as sim_stream
 
     if truth is not None and str(truth) == str(output) == STDOUT:
         raise BadInput("-o and --truth cannot both be - (standard output)")
@@ -354,35 +374,39 @@ def simulate(
         clock_offset_ms=knobs["clock_offset_ms"],
         rate_ppm=knobs["rate_ppm"],
     )
-    result = run_sim(params)
-    edges = result.edges
-    if version == "v1":
-        # A version 1 log never goes back: edges stamped before the newest one
-        # (after a step back of the system clock) are left out, as `record` does.
-        kept, last = [], None
-        for e in edges:
-            if last is None or e.time_ns >= last:
-                kept.append(e)
-                last = e.time_ns
-        if len(kept) < len(edges):
-            click.echo(
-                f"v1: left out {len(edges) - len(kept)} edges stamped back in time", err=True
-            )
-        edges = kept
     start_iso = dt.datetime.fromtimestamp(start_s, dt.UTC).isoformat().replace("+00:00", "Z")
     comments = [
         f"simulated by dcf77shm {__version__}: start {start_iso}, "
         + ", ".join(f"{k}={v}" for k, v in sorted(knobs.items()) if v)
         + f", seed={seed}"
     ]
-    # The truth goes to its temp file first and is renamed only once the edge
-    # log is in place: a failure leaves neither half of the pair.
+    # Edges and truth are written as they are made (42 days once took 1.95 GB
+    # in memory).  The truth goes to its temp file and is renamed only once the
+    # edge log is in place: a failure leaves neither half of the pair.
     truth_out = Output(truth) if truth is not None else None
-    try:
+    marks = 0
+
+    def on_mark(m: TruthMark) -> None:
+        nonlocal marks
+        marks += 1
         if truth_out is not None:
-            for m in result.marks:
+            try:
                 truth_out.file.write(json.dumps(truth_json(m)).encode() + b"\n")
-        write_edges(output, edges, comments, 1 if version == "v1" else 2)
+            except OSError as e:  # named here: write_edges would blame the edge log
+                if isinstance(e, BrokenPipeError):
+                    raise
+                raise BadInput(f"cannot write {printable(str(truth))}: {e.strerror or e}") from None
+
+    days = duration_s / 86400
+    progress = Progress("simulate", output=sys.stdout if str(output) == STDOUT else None)
+
+    def report(f: float) -> None:
+        progress(f, f"({f * days:.1f} of {days:.1f} days)" if days >= 1 else "")
+
+    counted = _Counted(sim_stream(params, on_mark, report), version == "v1")
+    try:
+        with progress:
+            write_edges(output, counted, comments, 1 if version == "v1" else 2)
     except OSError as e:
         if truth_out is not None:
             truth_out.abort()
@@ -395,11 +419,34 @@ def simulate(
         raise
     if truth_out is not None:
         truth_out.commit()
+    if counted.left_out:
+        click.echo(f"v1: left out {counted.left_out} edges stamped back in time", err=True)
     click.echo(
-        f"wrote {len(edges)} edges, {len(result.marks)} second marks from "
+        f"wrote {counted.written} edges, {marks} second marks from "
         f"{start_iso} to {'standard output' if str(output) == STDOUT else output}",
         err=True,
     )
+
+
+class _Counted:
+    """The simulated edges on their way to the file, counted; for a version 1
+    log without those stamped before the newest one (after a step back of the
+    system clock), as `record` does: a version 1 log never goes back."""
+
+    def __init__(self, edges: Iterator[Edge], v1: bool) -> None:
+        self._edges, self._v1 = edges, v1
+        self.written = self.left_out = 0
+
+    def __iter__(self) -> Iterator[Edge]:
+        last = None
+        for e in self._edges:
+            if self._v1:
+                if last is not None and e.time_ns < last:
+                    self.left_out += 1
+                    continue
+                last = e.time_ns
+            self.written += 1
+            yield e
 
 
 for _command in (run, shm, record, monitor, status, calibrate):

@@ -23,7 +23,7 @@ from dcf77shm.cli.options import (
 from dcf77shm.errors import BadInput
 from dcf77shm.fileio import output_kind
 from dcf77shm.model import NS_PER_S, Bias, Polarity
-from dcf77shm.sinks.shm import PACKAGED_UNIT, parse_unit
+from dcf77shm.sinks.shm import PACKAGED_UNIT, ShmSink, parse_unit
 from dcf77shm.sinks.sock import PACKAGED_SOCK
 from dcf77shm.spec import ascii_int
 
@@ -226,6 +226,7 @@ def run(
         guard=pipeline.guard,
         leaps=leaps,
         state_file=state,
+        output_shmid=(lambda: sink.shmid) if isinstance(sink, ShmSink) else None,
     )
     try:
         Runner(source, sink, pipeline, hooks=monitor).run()
@@ -248,9 +249,9 @@ def refuse_live_output(output_spec: str, scheme: str) -> None:
         )
 
 
-# chrony drops a refclock sample older than 2^(poll+1) s (32 s with the shipped
-# poll 4); an hour off is clearly a recording from another time.
-FAR_NS = 3600 * NS_PER_S
+# chrony drops a refclock sample older than 2^(poll+1) s: 32 s with the shipped
+# poll 4.  A log that starts further back than that hands chrony samples it drops.
+FAR_NS = 32 * NS_PER_S
 
 
 def warn_if_far_from_now(path: str) -> None:
@@ -264,14 +265,15 @@ def warn_if_far_from_now(path: str) -> None:
     ahead_ns = first.time_ns - time.time_ns()
     if abs(ahead_ns) <= FAR_NS:
         return
-    h = abs(ahead_ns) / (3600 * NS_PER_S)
+    s = abs(ahead_ns) / NS_PER_S
+    far = f"{s / 3600:.1f} h" if s >= 3600 else f"{s:.0f} s"
     if ahead_ns < 0:
         what = (
-            f"starts {h:.1f} h before now: --pace hands the past edges on at once, and "
-            "chrony drops samples older than 2^(poll+1) s"
+            f"starts {far} before now: --pace hands the past edges on at once, and "
+            "chrony drops their samples (older than 2^(poll+1) s, 32 s with poll 4)"
         )
     else:
-        what = f"starts {h:.1f} h after now: --pace waits until the clock gets there"
+        what = f"starts {far} after now: --pace waits until the clock gets there"
     click.echo(f"dcf77shm: warning: {path} {what}", err=True)
 
 

@@ -43,6 +43,11 @@ def status(path: Path, as_json: bool) -> None:
         raise BadInput(
             f"{path}: not a dcf77shm status file ({type(e).__name__}: {e})".replace("\n", " ")
         ) from None
+    shmid = snap.get("output_shmid")
+    if isinstance(snap.get("output"), str) and (shmid is None or isinstance(shmid, int)):
+        from dcf77shm.sinks.shmtools import writer_notes
+
+        lines += writer_notes(snap["output"], shmid)
     for line in lines:
         click.echo(line)
 

@@ -249,11 +249,4 @@ class StrictDecoder:
 
 
 def _extra(tc: timecode.TimeCode | None) -> FrameInfo:
-    if tc is None:
-        return FrameInfo()
-    return FrameInfo(
-        local=tc.local().strftime("%Y-%m-%dT%H:%M") + (" CEST" if tc.cest else " CET"),
-        dst_announce=tc.dst_announce,
-        leap_announce=tc.leap_announce,
-        call=tc.call,
-    )
+    return FrameInfo() if tc is None else timecode.frame_info(tc)

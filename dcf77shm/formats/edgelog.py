@@ -8,7 +8,11 @@ received even across a step of the system clock: ``mono_ns`` never decreases,
 clock: it must not decrease, and a step forward in it looks like a jump.
 
 A reader refuses a bad file as a whole, with one line naming the file, the
-line number and the problem, before anything is decoded from it.
+line number and the problem, before anything is decoded from it.  A log that
+is only cut short (its writer killed: a gzip stream without its end, a last
+line without its line end) is refused the same way, unless
+the caller asks for ``partial``: then the complete lines before the cut are
+the log, and ``warn`` hears once that it was truncated.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import itertools
 import os
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
@@ -36,6 +40,24 @@ HEADERS = {HEADER_V1: 1, HEADER_V2: 2}
 
 MAX_LINE = 4096  # bytes; a data line has about 60
 MAX_DIGITS = 20  # an int64 of nanoseconds has 19
+# 10000-01-01T00:00:00Z: a time at or after it is no system-clock reading
+# (datetime, and so every report of it, ends at year 9999).
+MAX_TIME_NS = 253_402_300_800 * 1_000_000_000
+
+
+class _Cut(Exception):
+    """The log ends in the middle of a line or of its gzip stream."""
+
+    def __init__(self, lineno: int, what: str) -> None:
+        super().__init__(lineno, what)
+        self.lineno, self.what = lineno, what
+
+
+def _cut_short(p: Path, lineno: int, what: str) -> BadInput:
+    return BadInput(
+        f"{p}:{lineno}: the log is cut short ({what}), as when its writer was killed; "
+        "decode --partial decodes the complete lines before the cut"
+    )
 
 
 def _lines(p: Path) -> Iterator[bytes]:
@@ -67,79 +89,130 @@ def _lines(p: Path) -> Iterator[bytes]:
                         f"{p}:{lineno}: a line longer than {MAX_LINE} bytes: not an edge log"
                     )
                 yield line
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise BadInput(f"{p}: truncated or corrupt gzip data ({e})") from None
+        except EOFError:
+            # gzip: "Compressed file ended before the end-of-stream marker was
+            # reached" - the writer never closed it (kill -9, a full disk).
+            raise _Cut(lineno + 1, "the gzip stream ends before its end marker") from None
+        except (zlib.error, gzip.BadGzipFile) as e:
+            raise BadInput(f"{p}:{lineno + 1}: corrupt gzip data ({e})") from None
         except OSError as e:
             raise BadInput(f"{p}: read error: {e}") from None
 
 
-def _scan(p: Path) -> Iterator[Edge]:
-    """Parse and check an edge log line by line; BadInput on the first problem."""
+def _scan(
+    p: Path, partial: bool = False, warn: Callable[[str], None] | None = None
+) -> Iterator[Edge]:
+    """Parse and check an edge log line by line; BadInput on the first problem.
+
+    A log cut short is BadInput too, unless ``partial``: then it ends at the
+    last complete line, and ``warn`` (if given) says so."""
+    edges = 0
+    try:
+        for edge in _parse(p, partial):
+            edges += 1
+            yield edge
+    except _Cut as cut:
+        if not partial:
+            raise _cut_short(p, cut.lineno, cut.what) from None
+        if warn is not None:
+            warn(
+                f"{p}:{cut.lineno}: truncated ({cut.what}): "
+                f"decoding the {edges} edges of the complete lines before it"
+            )
+
+
+def _parse(p: Path, partial: bool = False) -> Iterator[Edge]:
     last: int | None = None  # the clock that must not decrease: time (v1) or mono (v2)
     version = 0
     lineno = 0
     for lineno, raw in enumerate(_lines(p), start=1):
-        # Fast path for the common data line: ASCII digits and a 0/1 level.
-        parts_b = raw.split()
-        if (
-            version
-            and len(parts_b) == version + 1
-            and parts_b[0].isdigit()
-            and len(parts_b[0]) <= MAX_DIGITS
-        ):
-            lv = parts_b[1]
-            mono_b = parts_b[2] if version == 2 else b"0"
-            if (lv == b"0" or lv == b"1") and mono_b.isdigit() and len(mono_b) <= MAX_DIGITS:
-                t = int(parts_b[0])
-                mono = int(mono_b) if version == 2 else None
-                key = t if mono is None else mono
-                if last is not None and key < last:
-                    raise BadInput(_backwards(p, lineno, version, key, last))
-                last = key
-                yield Edge(t, 1 if lv == b"1" else 0, mono)
-                continue
+        if lineno > 1 and not raw.endswith(b"\n") and (partial or version == 2):
+            # The last line, without its line end.  A v2 line cut inside mono_ns
+            # still parses (the first data line has nothing to be compared
+            # with): never trust one.  A v1 line that parses is whole (a file
+            # edited by hand), unless the caller said the log was cut.
+            raise _Cut(lineno, "its last line has no line end")
         try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
-        if lineno == 1:
-            version = HEADERS.get(line.removeprefix("\ufeff"), 0)  # a BOM from an editor
-            if not version:
-                raise BadInput(
-                    f"{p}:1: missing header: the first line must be {HEADER_V2!r} "
-                    f"(or {HEADER_V1!r})"
-                )
-            continue
-        if not line.strip() or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != version + 1:
-            want = "'<time_ns> <level>'" if version == 1 else "'<time_ns> <level> <mono_ns>'"
-            raise BadInput(f"{p}:{lineno}: expected {want}, got {_cut(line.strip())!r}")
-        t_s, l_s = parts[0], parts[1]
-        if not _is_int(t_s):
-            raise BadInput(
-                f"{p}:{lineno}: time_ns {_cut(t_s)!r} is not an integer "
-                f"(of at most {MAX_DIGITS} digits)"
-            )
-        if l_s not in ("0", "1"):
-            raise BadInput(f"{p}:{lineno}: level {l_s!r} is not 0 or 1")
-        mono = None
-        if version == 2:
-            if not _is_int(parts[2]):
-                raise BadInput(
-                    f"{p}:{lineno}: mono_ns {_cut(parts[2])!r} is not an integer "
-                    f"(of at most {MAX_DIGITS} digits)"
-                )
-            mono = int(parts[2])
-        t = int(t_s)
-        key = t if mono is None else mono
-        if last is not None and key < last:
-            raise BadInput(_backwards(p, lineno, version, key, last))
-        last = key
-        yield Edge(t, 1 if l_s == "1" else 0, mono)
+            # Fast path for the common data line: ASCII digits and a 0/1 level.
+            parts_b = raw.split()
+            if (
+                version
+                and len(parts_b) == version + 1
+                and parts_b[0].isdigit()
+                and len(parts_b[0]) <= MAX_DIGITS
+            ):
+                lv = parts_b[1]
+                mono_b = parts_b[2] if version == 2 else b"0"
+                if (lv == b"0" or lv == b"1") and mono_b.isdigit() and len(mono_b) <= MAX_DIGITS:
+                    # At most 20 digits: before MAX_TIME_NS, nothing more to check.
+                    t = int(parts_b[0])
+                    mono = int(mono_b) if version == 2 else None
+                    key = t if mono is None else mono
+                    if last is not None and key < last:
+                        raise BadInput(_backwards(p, lineno, version, key, last))
+                    last = key
+                    yield Edge(t, 1 if lv == b"1" else 0, mono)
+                    continue
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise BadInput(f"{p}:{lineno}: not UTF-8 text") from None
+            if lineno == 1:
+                version = HEADERS.get(line.removeprefix("\ufeff"), 0)  # a BOM from an editor
+                if not version:
+                    raise BadInput(
+                        f"{p}:1: missing header: the first line must be {HEADER_V2!r} "
+                        f"(or {HEADER_V1!r})"
+                    )
+                continue
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != version + 1:
+                want = "'<time_ns> <level>'" if version == 1 else "'<time_ns> <level> <mono_ns>'"
+                raise BadInput(f"{p}:{lineno}: expected {want}, got {_cut(line.strip())!r}")
+            t = _int(p, lineno, "time_ns", parts[0])
+            if parts[1] not in ("0", "1"):
+                raise BadInput(f"{p}:{lineno}: level {parts[1]!r} is not 0 or 1")
+            mono = _int(p, lineno, "mono_ns", parts[2]) if version == 2 else None
+            key = t if mono is None else mono
+            if last is not None and key < last:
+                raise BadInput(_backwards(p, lineno, version, key, last))
+            last = key
+            yield Edge(t, 1 if parts[1] == "1" else 0, mono)
+        except BadInput:
+            # A last line without its line end was being written when the
+            # writer died (a time cut mid-number, a v2 mono_ns cut to a smaller
+            # one): a truncation, not a bad file.
+            if lineno > 1 and not raw.endswith(b"\n"):
+                raise _Cut(lineno, "its last line has no line end and does not parse") from None
+            raise
     if lineno == 0:
         raise BadInput(f"{p}:1: missing header: the file is empty, expected {HEADER_V2!r}")
+
+
+def _int(p: Path, lineno: int, what: str, s: str) -> int:
+    """A clock reading: ASCII digits, at most MAX_DIGITS of them (int() of a
+    4,300-digit string is refused by Python itself), not negative (both clocks
+    count from an epoch) and before year 10000."""
+    digits = s[1:] if s.startswith("-") else s
+    if not (digits.isascii() and digits.isdigit()):
+        raise BadInput(f"{p}:{lineno}: {what} {_cut(s)!r} is not an integer")
+    if s.startswith("-") and digits.strip("0"):
+        raise BadInput(
+            f"{p}:{lineno}: {what} {_cut(s)} is negative: the clocks in an edge log "
+            "count nanoseconds since an epoch"
+        )
+    if len(digits) > MAX_DIGITS or int(digits) >= MAX_TIME_NS:
+        raise BadInput(_absurd(p, lineno, s, what))
+    return int(digits)
+
+
+def _absurd(p: Path, lineno: int, s: str, what: str = "time_ns") -> str:
+    return (
+        f"{p}:{lineno}: {what} {_cut(s)} is out of range: it must lie before "
+        f"{MAX_TIME_NS} (year 10000)"
+    )
 
 
 def _backwards(p: Path, lineno: int, version: int, t: int, last: int) -> str:
@@ -147,27 +220,27 @@ def _backwards(p: Path, lineno: int, version: int, t: int, last: int) -> str:
     return f"{p}:{lineno}: {what} goes backwards ({t} < previous {last})"
 
 
-def read_edges(path: str | os.PathLike[str]) -> list[Edge]:
-    """Read a whole edge log, or raise :class:`BadInput` with one clear line."""
-    return list(_scan(Path(path)))
+Warn = Callable[[str], None]
 
 
-def check_edges(path: str | os.PathLike[str]) -> int:
+def read_edges(
+    path: str | os.PathLike[str], partial: bool = False, warn: Warn | None = None
+) -> list[Edge]:
+    """Read a whole edge log, or raise :class:`BadInput` with one clear line.
+    ``partial``: a log cut short is its complete lines (``warn`` hears of it)."""
+    return list(_scan(Path(path), partial, warn))
+
+
+def check_edges(
+    path: str | os.PathLike[str], partial: bool = False, warn: Warn | None = None
+) -> int:
     """Check a whole edge log without keeping it; returns the number of edges."""
-    return sum(1 for _ in _scan(Path(path)))
+    return sum(1 for _ in _scan(Path(path), partial, warn))
 
 
-def iter_edges(path: str | os.PathLike[str]) -> Iterator[Edge]:
+def iter_edges(path: str | os.PathLike[str], partial: bool = False) -> Iterator[Edge]:
     """Stream the edges of a log that :func:`check_edges` accepted (bounded memory)."""
-    return _scan(Path(path))
-
-
-def _is_int(s: str) -> bool:
-    """ASCII digits, an optional minus, at most MAX_DIGITS of them (int() of a
-    4,300-digit string is refused by Python itself)."""
-    if s.startswith("-"):
-        s = s[1:]
-    return s.isascii() and s.isdigit() and len(s) <= MAX_DIGITS
+    return _scan(Path(path), partial)
 
 
 def _cut(s: str, n: int = 60) -> str:

@@ -77,8 +77,10 @@ class Monitor(RunHooks):
         guard: Guard | None = None,
         leaps: LeapTable | None = None,
         state_file: StateFile | None = None,
+        output_shmid: Callable[[], int | None] | None = None,
     ) -> None:
         self.source, self.output, self.decoder = source, output, decoder
+        self._output_shmid = output_shmid  # the SHM segment the sink writes now
         self.status_file, self.metrics_file = status_file, metrics_file
         self.notifier = notifier if notifier is not None else Notifier()
         self._clock, self._mono = clock, monotonic_ns
@@ -192,6 +194,7 @@ class Monitor(RunHooks):
             "updated_ns": self._clock(),
             "source": self.source,
             "output": self.output,
+            "output_shmid": None if self._output_shmid is None else self._output_shmid(),
             "decoder": self.decoder,
             "locked": self.locked,
             "lock_reason": self.lock_reason,

@@ -235,6 +235,11 @@ class ShmSink:
             return mem
         raise RuntimeFailure(f"{self.description}: segment keeps vanishing; is ipcrm running?")
 
+    @property
+    def shmid(self) -> int | None:
+        """The segment this sink writes (``dcf77shm status`` compares it with the key's)."""
+        return self._shmid
+
     def _info(self) -> str:
         info = segment_info(self.key)
         return info.describe() if info else "segment not listed in /proc/sysvipc/shm"

@@ -20,6 +20,8 @@ import contextlib
 import pwd
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import sysv_ipc
 
@@ -40,6 +42,97 @@ from dcf77shm.sinks.shm import (
 
 # chrony's `refclock SHM UNIT` takes any unit; ntpd and gpsd use 0-255.
 MAX_UNIT = 65535
+
+# The programs that read NTP SHM segments (NTPsec's daemon is ntpd too).
+READERS = frozenset({"chronyd", "ntpd"})
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One process's mapping of a SysV segment, from /proc/PID/maps: the
+    kernel names it ``/SYSV<key in hex>`` and gives the shmid as its inode,
+    even after the segment was removed (then the key at that name is a new one
+    or none: the process reads a segment no writer reaches)."""
+
+    pid: int
+    name: str  # /proc/PID/comm
+    key: int
+    shmid: int
+
+
+def attachments(proc: Path = Path("/proc")) -> list[Attachment]:
+    """Every SysV mapping of the processes whose maps we may read (all of them as root)."""
+    out = []
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            maps = (d / "maps").read_text()
+            name = (d / "comm").read_text().strip() if "/SYSV" in maps else ""
+        except OSError:  # another user's process, or gone meanwhile
+            continue
+        for line in maps.splitlines():
+            f = line.split()
+            if len(f) >= 6 and f[5].startswith("/SYSV"):
+                with contextlib.suppress(ValueError):
+                    out.append(Attachment(int(d.name), name, int(f[5][5:], 16), int(f[4])))
+    return out
+
+
+def reader_notes(info: SegmentInfo, atts: list[Attachment]) -> list[str]:
+    """What is wrong with who reads segment ``info``, as far as we can see."""
+    notes = []
+    here = [a for a in atts if a.shmid == info.shmid]
+    # nattch counts every attachment; when we saw as many, we know them all.
+    if info.nattch == 0 or (len(here) >= info.nattch and not any(a.name in READERS for a in here)):
+        notes.append("no reader attached")
+    for a in atts:
+        # A writer left on an old segment is its own business (dcf77shm
+        # re-attaches; `dcf77shm status` says so): a reader there gets nothing.
+        if a.key == info.key and a.shmid != info.shmid and a.name in READERS:
+            notes.append(
+                f"{a.name} (pid {a.pid}) reads a removed segment of this key (shmid "
+                f"{a.shmid}): segment replaced since it attached"
+            )
+    return notes
+
+
+def attached_names(info: SegmentInfo, atts: list[Attachment]) -> str:
+    here = [f"{a.name} (pid {a.pid})" for a in atts if a.shmid == info.shmid]
+    if len(here) < info.nattch:
+        here.append(f"{info.nattch - len(here)} more (run as root to see them)")
+    return ", ".join(here) if here else "nothing"
+
+
+def _fix(unit: int, note: str) -> str:
+    if note.startswith("no reader"):
+        return (
+            f"WARNING: no reader attached: chronyd does not read shm:{unit}; it needs "
+            f"`refclock SHM {unit}` and, if the segment was removed, a restart"
+        )
+    return f"WARNING: {note}; restart that reader (chronyd: `systemctl restart chrony`)"
+
+
+def writer_notes(output: str, writer_shmid: int | None) -> list[str]:
+    """For ``dcf77shm status``: the segment ``run`` writes, as the status file
+    names it (``output``, and the shmid the writer attached), against the one
+    at its key now and who reads that."""
+    scheme, _, arg = output.partition(":")
+    if scheme != "shm" or writer_shmid is None:
+        return []
+    try:
+        unit = parse_unit(arg)
+    except BadInput:
+        return []
+    info = segment_info(key_for(unit))
+    if info is None or info.shmid != writer_shmid:
+        now = "none" if info is None else f"shmid {info.shmid}"
+        return [
+            f"WARNING: shm:{unit}: segment replaced since our writer attached (shmid "
+            f"{writer_shmid}, now {now}): samples reach no reader until the writer "
+            "re-attaches (it checks every 10 samples); if this stays, restart dcf77shm"
+        ]
+    return [_fix(unit, n) for n in reader_notes(info, attachments())]
 
 
 def _open(unit: int) -> tuple[SegmentInfo, sysv_ipc.SharedMemory, st.Layout | None]:
@@ -81,8 +174,10 @@ def status_lines(unit: int) -> list[str]:
     finally:
         mem.detach()
     why = info.unsafe(trusted_uids(me=False))
+    atts = attachments()
     lines = [
         head + f"{layout.time_bits}-bit time_t layout",
+        f"attached {attached_names(info, atts)}",
         f"creator  {user_name(info.cuid)}; "
         + (
             f"UNSAFE: {why}: another local user can write the time chrony reads"
@@ -100,7 +195,7 @@ def status_lines(unit: int) -> list[str]:
             f"receive  {iso_ns(t.receive_ns)}",
             f"offset   {_offset(t)} (clock - receive)",
         ]
-    return lines
+    return lines + [_fix(unit, n) for n in reader_notes(info, atts)]
 
 
 LIST_LEGEND = [
@@ -111,7 +206,9 @@ LIST_LEGEND = [
     "count     the writer's counter (+2 per sample); valid: 1 until the reader takes the sample",
     "last      the last sample's clock time (UTC); age: system clock now - its receive time",
     "safety    UNSAFE: writable by group/others, or owned or created by a user other than",
-    f"          root or {SERVICE_USER}: that user could feed chrony any time",
+    f"          root or {SERVICE_USER}: that user could feed chrony any time;",
+    "          then: no reader attached (no chronyd or ntpd reads it), or a reader that",
+    "          still reads a removed segment of this key (segment replaced since it attached)",
 ]
 
 
@@ -125,8 +222,9 @@ def list_lines(now_ns: int | None = None, legend: bool = False) -> list[str]:
         f"{'att':>3} {'count':>10} {'valid':>5} {'last (clock)':27} {'age':>8}  safety"
     ]
     trusted = trusted_uids(me=False)
+    atts = attachments() if found else []
     for info in found:
-        out.append(_list_row(info, now, trusted))
+        out.append("; ".join([_list_row(info, now, trusted), *reader_notes(info, atts)]))
     if not found:
         out.append("(no NTP SHM segment: chronyd creates one per `refclock SHM UNIT` line)")
     if legend:

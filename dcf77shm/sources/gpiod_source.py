@@ -63,10 +63,16 @@ def raw_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC_RAW)
 
 
+# Debian: bookworm's python3-libgpiod is 1.6 (v1); bookworm-backports has 2.x
+# (2.1.3 when checked), trixie 2.x.
+INSTALL_V2 = (
+    "on Debian trixie 'apt install python3-libgpiod', on bookworm "
+    "'apt install -t bookworm-backports python3-libgpiod' (2.x; add bookworm-backports "
+    "to your apt sources first), or 'pip install \"gpiod>=2\"' in dcf77shm's environment"
+)
 V1_FIX = (
     "the installed Python module 'gpiod' is the old libgpiod v1 API (Debian bookworm's "
-    "python3-libgpiod 1.6); install v2: 'pip install \"gpiod>=2\"' in dcf77shm's "
-    "environment, or on Debian trixie 'apt install python3-libgpiod'"
+    f"python3-libgpiod 1.6); install v2: {INSTALL_V2}"
 )
 
 
@@ -126,10 +132,7 @@ class GpiodSource:
         try:
             import gpiod
         except ImportError:
-            raise RuntimeFailure(
-                "no libgpiod Python bindings: 'pip install \"gpiod>=2\"' or on Debian trixie "
-                "'apt install python3-libgpiod'"
-            ) from None
+            raise RuntimeFailure(f"no libgpiod Python bindings: {INSTALL_V2}") from None
         check_api(gpiod)
         from gpiod.line import Bias as GBias
         from gpiod.line import Clock, Direction

@@ -23,8 +23,10 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import enum
+import heapq
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from dcf77shm import timecode
@@ -193,27 +195,119 @@ class _Clocks:
         self.offsets = [base]
         for _, d in steps:
             self.offsets.append(self.offsets[-1] + d)
-        self.leap_back: list[int] = []  # SI ns at which the kernel stepped back for a leap
+        # SI ns at which the kernel stepped back for a leap: all of them (the
+        # edges), and those the loop over the seconds has reached (the truth
+        # marks, which have always been stamped that way).
+        self.leap_back_all = _leap_backs(p) if p.leap_clock is LeapClock.STEP else []
+        self.leap_back: list[int] = []
 
     def mono(self, si_ns: float) -> int:
         return self.mono0 + round(si_ns * self.rate)
 
-    def system(self, si_ns: float) -> int:
+    def system(self, si_ns: float, so_far: bool = False) -> int:
         k = bisect.bisect_right(self.step_at, si_ns)
-        back = bisect.bisect_right(self.leap_back, si_ns) * NS_PER_S
+        leaps = self.leap_back if so_far else self.leap_back_all
+        back = bisect.bisect_right(leaps, si_ns) * NS_PER_S
         return self.mono(si_ns) + self.offsets[k] - back
 
 
+def _leap_backs(p: SimParams) -> list[int]:
+    """The SI ns of every inserted second 60 that :func:`_seconds` yields, without
+    walking the seconds."""
+    out: list[int] = []
+    for end in sorted(p.leap_second_ends):
+        t = end - 1  # 23:59:59, which 23:59:60 follows
+        if t < p.start_s:
+            continue
+        si = t - p.start_s + len(out)
+        if not si < p.duration_s + 1:
+            break
+        out.append((si + 1) * NS_PER_S)
+    return out
+
+
+# A gauss() draw lies within 8.6 sigma: Box-Muller of 1 - random() >= 2**-53.
+_GAUSS_BOUND = 9.0
+_PROGRESS_EVERY_S = 3600  # seconds simulated between two progress reports
+
+Interval = tuple[float, float]  # reduced carrier, true time (SI ns): start, end
+
+
 def simulate(p: SimParams) -> SimResult:
-    rng = random.Random(p.seed)
+    """The whole simulation in memory (tests, benchmarks); :func:`stream` for long ones."""
+    marks: list[TruthMark] = []
+    edges = list(stream(p, marks.append))
+    return SimResult(edges, marks)
+
+
+def stream(
+    p: SimParams,
+    on_mark: Callable[[TruthMark], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Iterator[Edge]:
+    """The edges of the simulation, in order, as they are made: memory does not
+    grow with the duration.  ``on_mark`` hears each truth mark (ahead of the
+    edges near it), ``progress`` the fraction done now and then.
+
+    The same edges and marks, bit for bit, as when every interval was drawn
+    first and sorted at the end: one random generator is drawn from in the
+    same order (the seconds, then each noise segment, then the glitches).
+    Noise and glitches come after all the seconds in that order, so their
+    generator states are found by a first pass that only draws."""
+    noise = [s for s in p.segments if s.kind is SegmentKind.NOISE]
+    two_pass = bool(noise) or p.glitch_rate > 0
+    half = 0.5 if two_pass else 1.0
+    states: list[object] = []
+    if two_pass:
+        rng = random.Random(p.seed)
+        for _ in _second_pulses(p, rng, _Clocks(p), None, _scaled(progress, 0.0, half)):
+            pass
+        for seg in noise:
+            states.append(rng.getstate())
+            for _ in _noise(p, seg, rng):
+                pass
+        states.append(rng.getstate())
+    lazy: list[Iterator[Interval]] = []
+    for seg, state in zip(noise, states, strict=False):
+        lazy.append(_noise(p, seg, _restored(state)))
+    if p.glitch_rate > 0:
+        lazy.append(_glitches(p, _restored(states[-1])))
+    clocks = _Clocks(p)
+    seconds = _second_pulses(
+        p, random.Random(p.seed), clocks, on_mark, _scaled(progress, 1.0 - half, half)
+    )
+    yield from _edges(
+        _in_order(p, seconds, lazy), p.polarity, clocks, 0, round(p.duration_s * NS_PER_S)
+    )
+
+
+def _scaled(
+    progress: Callable[[float], None] | None, base: float, part: float
+) -> Callable[[float], None] | None:
+    if progress is None:
+        return None
+    return lambda f: progress(base + part * f)
+
+
+def _restored(state: object) -> random.Random:
+    rng = random.Random()
+    rng.setstate(state)  # type: ignore[arg-type]
+    return rng
+
+
+def _second_pulses(
+    p: SimParams,
+    rng: random.Random,
+    clocks: _Clocks,
+    on_mark: Callable[[TruthMark], None] | None,
+    progress: Callable[[float], None] | None,
+) -> Iterator[tuple[int, list[Interval]]]:
+    """For each second (SI seconds since the start): the pulses heard in it."""
     genuine = _Code(p.leap_second_ends)
     spoof_codes = {id(s): _Code(frozenset(), s.leap_announce) for s in p.segments}
-    clocks = _Clocks(p)
     end_si_ns = round(p.duration_s * NS_PER_S)
     delay_ns = p.delay_ms * NS_PER_MS
-
-    marks: list[TruthMark] = []
-    active: list[tuple[float, float]] = []  # reduced-carrier intervals, true time (SI ns)
+    active: list[Interval] = []
 
     def pulse(lead: float, bit: int) -> None:
         if p.drop_rate and rng.random() < p.drop_rate:
@@ -226,6 +320,8 @@ def simulate(p: SimParams) -> SimResult:
         active.append((lead, lead + max(5.0, width_ms) * NS_PER_MS))
 
     for label, si, leap60 in _seconds(p):
+        if progress is not None and si % _PROGRESS_EVERY_S == 0:
+            progress(min(1.0, si / p.duration_s))
         if leap60 and p.leap_clock is LeapClock.STEP:
             # From 23:59:60 on, the kernel's system clock reads one second less.
             clocks.leap_back.append(si * NS_PER_S)
@@ -233,8 +329,10 @@ def simulate(p: SimParams) -> SimResult:
         if nominal > end_si_ns:
             continue
         bit = None if leap60 else genuine.bit(label)
-        if bit is not None:
-            marks.append(TruthMark(label, clocks.system(nominal), bit, clocks.mono(nominal)))
+        if bit is not None and on_mark is not None:
+            on_mark(
+                TruthMark(label, clocks.system(nominal, so_far=True), bit, clocks.mono(nominal))
+            )
         seg = next((s for s in p.segments if s.covers(si)), None)
         if any(f0 <= si < f0 + flen for f0, flen in p.fades):
             continue
@@ -247,52 +345,95 @@ def simulate(p: SimParams) -> SimResult:
                 minutes = (si - seg.start_s) / 60.0
                 late = seg.phase_ms + seg.drift_ms_per_min * minutes
                 pulse(nominal + late * NS_PER_MS, sbit)
-    for seg in p.segments:
-        if seg.kind is SegmentKind.NOISE:
-            t = seg.start_s
-            while True:
-                t += rng.expovariate(seg.rate)
-                if t >= min(seg.start_s + seg.length_s, p.duration_s):
-                    break
-                a = t * NS_PER_S
-                active.append((a, a + rng.uniform(5, 400) * NS_PER_MS))
-    if p.glitch_rate > 0:
-        t = 0.0
-        while True:
-            t += rng.expovariate(p.glitch_rate)
-            if t >= p.duration_s:
-                break
-            length = max(0.5, rng.expovariate(1.0 / p.glitch_ms)) * NS_PER_MS
-            active.append((t * NS_PER_S, t * NS_PER_S + length))
-    return SimResult(_edges(active, p.polarity, clocks, 0, end_si_ns), marks)
+        if active:
+            yield si, active
+            active = []
+
+
+def _noise(p: SimParams, seg: Segment, rng: random.Random) -> Iterator[Interval]:
+    t = seg.start_s
+    while True:
+        t += rng.expovariate(seg.rate)
+        if t >= min(seg.start_s + seg.length_s, p.duration_s):
+            return
+        a = t * NS_PER_S
+        yield a, a + rng.uniform(5, 400) * NS_PER_MS
+
+
+def _glitches(p: SimParams, rng: random.Random) -> Iterator[Interval]:
+    t = 0.0
+    while True:
+        t += rng.expovariate(p.glitch_rate)
+        if t >= p.duration_s:
+            return
+        length = max(0.5, rng.expovariate(1.0 / p.glitch_ms)) * NS_PER_MS
+        yield t * NS_PER_S, t * NS_PER_S + length
+
+
+def _in_order(
+    p: SimParams, seconds: Iterator[tuple[int, list[Interval]]], lazy: list[Iterator[Interval]]
+) -> Iterator[Interval]:
+    """Every interval, sorted as ``sorted()`` of all of them would be, holding
+    only those of the last few seconds.
+
+    A pulse of second ``si`` never starts before ``si`` + the delay + the
+    earliest a spoofer or the jitter can move it, so an interval that starts
+    before that bound for the current second cannot be overtaken by a later
+    second's pulse; noise and glitches come in order of their start."""
+    early_ms = min(
+        [0.0]
+        + [
+            min(s.phase_ms, s.phase_ms + s.drift_ms_per_min * s.length_s / 60.0)
+            for s in p.segments
+            if s.kind is SegmentKind.SPOOF
+        ]
+    )
+    early_ms -= _GAUSS_BOUND * p.jitter_ms + 1.0  # 1 ms for the rounding of floats
+    offset_ns = (p.delay_ms + early_ms) * NS_PER_MS
+    heap: list[Interval] = []
+    nexts: list[Interval | None] = [next(it, None) for it in lazy]
+
+    def upto(bound: float) -> Iterator[Interval]:
+        for k, it in enumerate(lazy):
+            iv = nexts[k]
+            while iv is not None and iv[0] < bound:
+                heapq.heappush(heap, iv)
+                iv = next(it, None)
+            nexts[k] = iv
+        while heap and heap[0][0] < bound:
+            yield heapq.heappop(heap)
+
+    for si, pulses in seconds:
+        yield from upto(si * NS_PER_S + offset_ns)
+        for iv in pulses:
+            heapq.heappush(heap, iv)
+    yield from upto(math.inf)
 
 
 def _edges(
-    active: list[tuple[float, float]], polarity: Polarity, clocks: _Clocks, lo: float, hi: float
-) -> list[Edge]:
-    """Merge overlapping reduced-carrier intervals and emit the line's edges,
-    stamped on both host clocks."""
+    active: Iterable[Interval], polarity: Polarity, clocks: _Clocks, lo: float, hi: float
+) -> Iterator[Edge]:
+    """Merge overlapping reduced-carrier intervals (in order of their start) and
+    emit the line's edges, stamped on both host clocks."""
     on = 1 if polarity is Polarity.HIGH else 0
-    out: list[Edge] = []
 
-    def emit(iv: tuple[float, float]) -> None:
+    def emit(iv: Interval) -> Iterator[Edge]:
         a, b = iv
         if lo <= a <= hi:
-            out.append(Edge(clocks.system(a), on, clocks.mono(a)))
+            yield Edge(clocks.system(a), on, clocks.mono(a))
         if lo <= b <= hi and a >= lo:
-            out.append(Edge(clocks.system(b), 1 - on, clocks.mono(b)))
+            yield Edge(clocks.system(b), 1 - on, clocks.mono(b))
 
-    cur: tuple[float, float] | None = None
-    for a, b in sorted(active):
+    cur: Interval | None = None
+    for a, b in active:
         if cur is not None and a <= cur[1]:
             cur = (cur[0], max(cur[1], b))
             continue
         if cur is not None:
-            emit(cur)
+            yield from emit(cur)
         cur = (a, b)
     if cur is not None:
-        emit(cur)
-    return out
+        yield from emit(cur)
 
 
 def truth_json(m: TruthMark) -> dict[str, int]:

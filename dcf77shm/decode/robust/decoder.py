@@ -232,24 +232,31 @@ class RobustDecoder:
         marker_ns = s.start_ns + NS_PER_S
         out: Out = []
         expect = self._lock_minute + 60 if self._lock_minute is not None else None
+        margin: float | None = None
+        evidence_utc: int | None = None
         if expect is not None:
-            extra = FrameInfo(decoder="robust", expected=expect)
             out.extend(self._verify(s, tc))
         else:
             margin, evidence_utc, lock = self._try_lock(s, tc)
-            extra = FrameInfo(decoder="robust", margin=margin, evidence_utc=evidence_utc)
             out.extend(lock)
         bits = "".join("_" if b is None else str(b) for b in (_decided(x) for x in secs))
         # ok: the frame passed every check and nothing we know contradicts it
         # (the running count when locked, the best evidence when not).
         utc = tc.utc_s() if tc else None
-        rival = expect if expect is not None else extra.evidence_utc
+        rival = expect if expect is not None else evidence_utc
         decoded = None
         if utc is not None and rival is not None and rival != utc:
             decoded = utc
             reasons = ("disagrees-with-count" if expect is not None else "disagrees-with-evidence",)
             utc = None
-        extra = replace(extra, decoded=decoded, confirmed=utc is not None and utc == rival)
+
+        def ns(t: int | None) -> int | None:
+            return None if t is None else t * NS_PER_S
+
+        frame = timecode.frame_info(tc) if tc is not None else FrameInfo()
+        extra = replace(frame, decoder="robust", margin=margin, evidence_utc_ns=ns(evidence_utc),
+                        expected_ns=ns(expect), decoded_ns=ns(decoded),
+                        confirmed=utc is not None and utc == rival)  # fmt: skip
         report = MinuteReport(marker_ns, utc, utc is not None, reasons, bits, extra)
         return [report, *out]
 
