@@ -271,5 +271,5 @@ def test_decode_json_minutes_local_time_and_times_in_ns(tmp_path: Path) -> None:
             assert m["local"] == minutes["strict"][utc]["local"]
     keys = {k for m in robust.values() for k in m}
     assert "expected_ns" in keys
-    out = run_cli("decode", "--json", log).stdout
-    assert '"decoded_ns": ' in out and '"disagrees-with-count"' in out
+    text = run_cli("decode", "--json", log).stdout
+    assert '"decoded_ns": ' in text and '"disagrees-with-count"' in text
