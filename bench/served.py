@@ -89,13 +89,17 @@ SIGNALS = {
 LINES = {
     ln.key: ln
     for ln in (
-        ChronyLine("p4f16", "poll 4 filter 16 (shipped)", ()),
-        ChronyLine("p5f32", "poll 5 filter 32", (("poll", "5"), ("filter", "32"))),
+        ChronyLine("p4f16", "poll 4 filter 16", (("poll", "4"), ("filter", "16"))),
+        ChronyLine("p5f32", "poll 5 filter 32 (shipped)", ()),
         ChronyLine("p6f64", "poll 6 filter 64", (("poll", "6"), ("filter", "64"))),
-        ChronyLine("p4f16m32", "poll 4 filter 16 minsamples 32", (("minsamples", "32"),)),
+        ChronyLine(
+            "p4f16m32",
+            "poll 4 filter 16 minsamples 32",
+            (("poll", "4"), ("filter", "16"), ("minsamples", "32")),
+        ),
     )
 }
-QUICK = (("s2", ("p4f16",)), ("s10", ("p4f16", "p5f32", "p6f64")))
+QUICK = (("s2", ("p5f32",)), ("s10", ("p4f16", "p5f32", "p6f64")))
 QUICK_MINUTES = 15.0
 
 

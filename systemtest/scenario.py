@@ -34,7 +34,7 @@ SOCK = f"{SOCK_DIR}/dcf77.sock"
 LIVE_LOG = f"{ST}/live.edges"
 CLOCK_OFFSET_MS = 15.0  # the simulated system clock runs this far ahead: DCF says -15 ms
 BACKDATE_S = 240  # the log starts this long before now: lock at once, even at first start
-SELECT_S = 300  # chronyd selects DCF within this (poll 4: 16 s per measurement)
+SELECT_S = 420  # chronyd selects DCF within this (poll 5: 32 s per measurement)
 RESUME_S = 90  # new measurements after a restart within this
 
 CHRONY_DROPIN = """\

@@ -198,13 +198,13 @@ def test_calibrate_recovers_the_receiver_delay_and_dcf_is_then_selectable(
     try:
         with PrivateChronyd(tmp_path / "before", [dcf_line, *others]) as chronyd:
             # 30 ms late with a ±11 ms error bound: outvoted by the two others.
-            table = wait_for(chronyd, ("#x DCF",), t0 + 90)
+            table = wait_for(chronyd, ("#x DCF",), t0 + 180)  # poll 5: 32 s a measurement
             assert "#x DCF" in table, table
             cmd = [sys.executable, "-m", "dcf77shm", "calibrate", "--conf", str(conf)]
             cmd += ["--chronyc-socket", str(chronyd.cmd_socket)]
             while True:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-                if r.returncode == 0 or time.monotonic() > t0 + 130:
+                if r.returncode == 0 or time.monotonic() > t0 + 240:
                     break
                 assert "measurements" in r.stderr, r.stderr  # only "wait" is expected
                 time.sleep(5)
@@ -217,7 +217,7 @@ def test_calibrate_recovers_the_receiver_delay_and_dcf_is_then_selectable(
         assert abs(offset - DELAY_MS / 1000) < 0.003
         assert 0.002 <= delay < 0.02
         with PrivateChronyd(tmp_path / "after", [line, *others]) as chronyd:
-            table = wait_for(chronyd, ("#- DCF", "#+ DCF", "#* DCF"), t0 + 225)
+            table = wait_for(chronyd, ("#- DCF", "#+ DCF", "#* DCF"), t0 + 400)
             assert any(f"#{c} DCF" in table for c in "-+*"), table  # no longer x
             print(f"selectable after {time.monotonic() - t0:.0f} s:\n{table}")
             stats = parse_sourcestats(chronyd.chronyc("sourcestats"))

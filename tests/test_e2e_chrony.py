@@ -45,7 +45,7 @@ pytestmark = [
     pytest.mark.skipif(find_chronyd() is None, reason="chronyd not installed (make chrony)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="the private chronyd runs as root"),
 ]
-BUDGET_S = 300.0
+BUDGET_S = 360.0  # lock up to ~3 min, then poll 5 (shipped): ~75 s to `#*`
 TOLERANCE_S = 0.003
 
 

@@ -77,7 +77,14 @@ DRIFT_SIGMAS = 6.0
 # (plus what the oscillator may have wandered since, up to DRIFT_MAX_NS).
 RESUME_NS = 5 * NS_PER_MS
 DRIFT_MAX_NS = 250 * NS_PER_MS
-RESUME_MINUTES = 10
+# A drift resumes after this long on the held rate, judged by the upper
+# bound (2 sigma) of the marks' rate against it: over 10 minutes with 5 ms
+# jitter the rate scatters by ~1.2 ppm, so a drift that goes on (4.5 ppm from
+# the held rate) once passed a plain "within half the band" by chance and was
+# followed, 60 ms off after an hour (issue 13's W3b finding); over 20 minutes
+# sigma is ~0.4 ppm.
+RESUME_MINUTES = 20
+RESUME_SIGMAS = 2.0
 MIN_PER_MINUTE = 10  # samples a minute needs to count for the drift loop
 LEARN_NS = 10 * 60 * NS_PER_S  # after the first lock the rate is learned freely
 MIN_FIT = 1  # seconds in the fit before any is published (the anchor is not)
@@ -579,8 +586,8 @@ class Guard:
 
     def _after_drift(self, s: Sample, mono: int, label: int, err: float, unc: float) -> list[Event]:
         """Resume only once the marks have kept the held rate again for
-        ``RESUME_MINUTES`` (their rate against it within half the band) and the
-        last minute lies where it puts them.
+        ``RESUME_MINUTES`` (their rate against it, plus two sigma, within half
+        the band) and the last minute lies where it puts them.
 
         What the crystal may have done meanwhile is the band, not the holdover
         allowance: a drift faster than the band (which is what was flagged)
@@ -602,7 +609,10 @@ class Guard:
             last = [e for t, e in resume if mono - t <= 60 * NS_PER_S]
             d = sum(last) / len(last)
             fit = _line([(t / NS_PER_S, e, 50) for t, e in resume], mono / NS_PER_S, 0.0)
-            rate = abs(fit[0]) / NS_PER_S if fit is not None else 1.0
+            rate = 1.0
+            if fit is not None:  # each point one edge: the jitter is its scatter
+                sigma = fit[2] * self._jitter_var**0.5
+                rate = (abs(fit[0]) + RESUME_SIGMAS * sigma) / NS_PER_S
             if abs(d) <= allow and rate <= band / 2:
                 resume.clear()
                 out = self._resume(mono, label, d, "the second marks are back on the held rate")
