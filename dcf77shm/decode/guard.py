@@ -374,6 +374,7 @@ class Guard:
                     # decoders held the count until a frame confirmed it.
                     m.mono0, m.label0 = round(m.predict(label, self.leaps) + err), label
                     err -= k * m.period
+                    self._relabel_before(label, k)
                     break
         if abs(err) > max(unc, JUMP_NS) or (abs(err) > unc and self.state is not GuardState.LOCKED):
             return self._contradicts(s, mono, label, err)
@@ -388,6 +389,18 @@ class Guard:
         if abs(err) > PUBLISH_NS:
             return [Withheld(s, DropReason.PHASE)]
         return self._accept(s, mono, label)
+
+    def _relabel_before(self, label: int, k: int) -> None:
+        """The model now counts a leap second (k = +1 inserted, -1 deleted) that
+        it did not before ``label``: the minute and the rate points taken before
+        it move by k labels, so that they stay on the model's line - else the
+        minute of the leap reads as a 1 s drift.  The snapshots (models from
+        before it) can no longer be restored."""
+        self._acc = [(x - k if x < label else x, y) for x, y in self._acc]
+        self._points = deque(
+            (((x - k if x < label else x), y, n) for x, y, n in self._points), maxlen=FIT_MINUTES
+        )
+        self._snapshots.clear()
 
     def _start(self, mono: int, label: int) -> None:
         """The first lock: its first second anchors the fit (and is not published)."""
