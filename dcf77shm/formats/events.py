@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 
-from dcf77shm.model import NS_PER_S, Alarm, Event, MinuteReport, Sample, StateChange, Withheld
+from dcf77shm.counts import Counts
+from dcf77shm.model import NS_PER_S, Alarm, Event, MinuteReport, Sample, Withheld
 
 
 def utc_minute(utc_s: int | None) -> str | None:
@@ -65,40 +65,23 @@ def json_line(ev: Event) -> str:
 
 @dataclass
 class Summary:
-    """Counts for the human summary and for ``status``."""
+    """`decode`'s closing lines: the counts (dcf77shm.counts, as `run` and the
+    status file keep them), the alarms and the first sample."""
 
-    minutes: int = 0
-    valid: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    samples: int = 0
+    counts: Counts = field(default_factory=Counts)
     first_sample: Sample | None = None
     first_edge_ns: int | None = None
-    locks: int = 0
-    unlocks: int = 0
-    withheld: Counter[str] = field(default_factory=Counter)
     alarms: list[Alarm] = field(default_factory=list)
     _minute_samples: int = 0
 
     def add(self, ev: Event) -> None:
+        self.counts.event(ev)
         if isinstance(ev, Sample):
-            self.samples += 1
+            self.counts.publish(ev)  # decode: what run would hand on
             self._minute_samples += 1
             if self.first_sample is None:
                 self.first_sample = ev
-        elif isinstance(ev, MinuteReport):
-            self.minutes += 1
-            if ev.ok:
-                self.valid += 1
-            else:
-                self.rejected.update(ev.reasons or ("unknown",))
-        elif isinstance(ev, StateChange):
-            if ev.locked:
-                self.locks += 1
-            else:
-                self.unlocks += 1
-        elif isinstance(ev, Withheld):
-            self.withheld[ev.reason.value] += 1
-        else:
+        elif isinstance(ev, Alarm):
             self.alarms.append(ev)
 
     def take_minute_samples(self) -> int:
@@ -106,17 +89,15 @@ class Summary:
         return n
 
     def lines(self) -> list[str]:
-        out = [
-            f"minutes seen: {self.minutes}, valid: {self.valid}, "
-            f"rejected: {self.minutes - self.valid}",
-        ]
-        if self.rejected:
-            reasons = ", ".join(f"{r} {n}" for r, n in self.rejected.most_common())
+        c = self.counts
+        out = [f"minutes seen: {c.minutes}, valid: {c.valid}, rejected: {c.invalid}"]
+        if c.rejected:
+            reasons = ", ".join(f"{r} {n}" for r, n in c.rejected.most_common())
             out.append(f"rejected by reason: {reasons}")
-        out.append(f"samples: {self.samples}; locks: {self.locks}, lock losses: {self.unlocks}")
-        if self.withheld:
-            reasons = ", ".join(f"{r} {n}" for r, n in self.withheld.most_common())
-            out.append(f"withheld: {sum(self.withheld.values())} ({reasons})")
+        out.append(f"samples: {c.published}; locks: {c.locks}, lock losses: {c.unlocks}")
+        if c.dropped:
+            reasons = ", ".join(f"{r} {n}" for r, n in c.dropped.most_common())
+            out.append(f"withheld: {c.dropped_total} ({reasons})")
         for a in self.alarms:
             out.append(f"ALARM {a.kind.value} at {iso_ns(a.time_ns)}: {a.detail}")
         if self.first_sample is not None:

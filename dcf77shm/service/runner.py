@@ -12,9 +12,9 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 
+from dcf77shm.counts import Counts
 from dcf77shm.decode.pipeline import Pipeline
 from dcf77shm.formats.events import iso_ns, utc_minute
 from dcf77shm.model import (
@@ -118,15 +118,6 @@ class RunHooks:
     def stopped(self) -> None: ...
 
 
-@dataclass
-class RunStats:
-    published: int = 0
-    dropped: int = 0
-    minutes_ok: int = 0
-    minutes_bad: int = 0
-    locked: bool = False
-
-
 class Runner:
     def __init__(
         self,
@@ -140,7 +131,7 @@ class Runner:
         self.source, self.sink, self.pipeline = source, sink, pipeline
         self.hooks = hooks if hooks is not None else RunHooks()
         self.check = SampleCheck()
-        self.stats = RunStats()
+        self.counts = Counts()
         self._clock = clock
         self._mono = mono_clock
         self._stop: str | None = None
@@ -157,7 +148,7 @@ class Runner:
     def _signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop(signal.Signals(signum).name)
 
-    def run(self) -> RunStats:
+    def run(self) -> Counts:
         """Until the source ends or SIGTERM/SIGINT/SIGHUP; closes sink and source."""
         live = getattr(self.source, "live", True)
         if not live:
@@ -200,18 +191,20 @@ class Runner:
             self.sink.close()
             self.source.close()
             self.hooks.stopped()
-        st = self.stats
+        c = self.counts
         log.info(
             "%d samples published, %d dropped; %d frames valid, %d rejected",
-            st.published,
-            st.dropped,
-            st.minutes_ok,
-            st.minutes_bad,
+            c.published,
+            c.dropped_total,
+            c.valid,
+            c.invalid,
         )
-        return st
+        return c
 
     def _handle(self, events: list[Event]) -> None:
         for ev in events:
+            if not isinstance(ev, Sample | Withheld):  # samples: counted where they end
+                self.counts.event(ev)
             if isinstance(ev, Sample):
                 self._publish(ev)
             elif isinstance(ev, Withheld):
@@ -223,10 +216,8 @@ class Runner:
             elif isinstance(ev, MinuteReport):
                 self.hooks.minute(ev)
                 if ev.ok:
-                    self.stats.minutes_ok += 1
                     log.debug("frame %s ok", utc_minute(ev.utc_s))
                 else:
-                    self.stats.minutes_bad += 1
                     log.info(
                         "frame at %s rejected: %s",
                         iso_ns(ev.marker_ns),
@@ -234,12 +225,11 @@ class Runner:
                     )
             else:
                 self.hooks.state(ev)
-                self.stats.locked = ev.locked
                 log.info("%s: %s", "LOCK" if ev.locked else "UNLOCK", ev.reason)
 
     def _drop(self, s: Sample, reason: DropReason, why: str) -> None:
         self.hooks.dropped(s, reason)
-        self.stats.dropped += 1
+        self.counts.drop(reason)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("sample %s dropped (%s): %s", iso_ns(s.clock_ns), reason.value, why)
 
@@ -284,7 +274,7 @@ class Runner:
             # socket, refused, or not reading), not as published.
             self._drop(s, DropReason.UNDELIVERED, "the sink could not deliver it")
             return
-        self.stats.published += 1
+        self.counts.publish(s)
         self.hooks.published(s)
         if sample_log.isEnabledFor(logging.DEBUG):
             sample_log.debug("sample %s offset %+.6f s", iso_ns(s.clock_ns), s.offset_ns / NS_PER_S)

@@ -22,11 +22,11 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dcf77shm import __version__
+from dcf77shm.counts import Counts
 from dcf77shm.decode.guard import Guard, GuardState
 from dcf77shm.errors import BadInput, Dcf77Error, RuntimeFailure
 from dcf77shm.fileio import open_output, printable
@@ -56,11 +56,12 @@ def _label(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "_", text.lower()) or "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class LastSample:
-    clock_ns: int
-    receive_ns: int
-    offset_ns: int
+def _labelled(c: Counter[str]) -> dict[str, int]:
+    """Failed checks by name, each a safe metrics label."""
+    out: Counter[str] = Counter()
+    for name, n in c.items():
+        out[_label(name)] += n
+    return dict(sorted(out.items()))
 
 
 class Monitor(RunHooks):
@@ -85,20 +86,13 @@ class Monitor(RunHooks):
         self.notifier = notifier if notifier is not None else Notifier()
         self._clock, self._mono = clock, monotonic_ns
         self.started_ns = clock()
-        self.published_n = 0
-        self.drops: Counter[str] = Counter()
-        self.minutes_valid = 0
-        self.rejects: Counter[str] = Counter()
-        self.locked = False
-        self.locks = self.unlocks = 0
+        self.counts = Counts()  # as decode's summary and run's last line count
         self.lock_reason = "waiting for the first valid minute"
-        self.last: LastSample | None = None
         self.guard = guard
         self.leaps = leaps
         self.state_file = state_file
         self._next_save_ns: int | None = None
         self.alarm: Alarm | None = None  # the newest alarm not yet recovered from
-        self.alarms: Counter[str] = Counter()
         self.running = True
         self._next_write_ns: int | None = None
         self._written: tuple[object, ...] | None = None  # the state last written
@@ -132,32 +126,28 @@ class Monitor(RunHooks):
             self._next_save_ns = now + SAVE_EVERY_NS
             self.state_file.save(self.guard)
 
+    @property
+    def locked(self) -> bool:
+        return self.counts.locked
+
     def published(self, s: Sample) -> None:
-        self.published_n += 1
-        self.last = LastSample(s.clock_ns, s.receive_ns, s.offset_ns)
+        self.counts.publish(s)
 
     def dropped(self, s: Sample, reason: DropReason) -> None:
-        self.drops[reason.value] += 1
+        self.counts.drop(reason)
 
     def alarm_raised(self, ev: Alarm) -> None:
-        self.alarms[ev.kind.value] += 1
+        self.counts.event(ev)
         self.alarm = None if ev.kind is AlarmKind.RECOVERED else ev
         # Say it now, not at the next tick: systemctl status shows STATUS=.
         self.notifier.status(self.status_line())
 
     def minute(self, ev: MinuteReport) -> None:
-        if ev.ok:
-            self.minutes_valid += 1
-        else:
-            self.rejects.update(_label(r) for r in ev.reasons or ("unknown",))
+        self.counts.event(ev)
 
     def state(self, ev: StateChange) -> None:
-        self.locked = ev.locked
+        self.counts.event(ev)
         self.lock_reason = ev.reason
-        if ev.locked:
-            self.locks += 1
-        else:
-            self.unlocks += 1
 
     def stopped(self) -> None:
         self.running = False
@@ -176,15 +166,18 @@ class Monitor(RunHooks):
         state = "locked" if self.locked else f"no lock ({self.lock_reason})"
         if self.alarm is not None:
             state = f"{self.alarm.kind.value.upper()}: {self.alarm.detail}; {state}"
-        if self.last is None:
+        c = self.counts
+        last = c.last_sample
+        if last is None:
             return f"{state}; no sample published yet"
         return (
-            f"{state}; last second {iso_ns(self.last.clock_ns)} "
-            f"offset {self.last.offset_ns / NS_PER_S:+.3f} s; {self.published_n} published"
+            f"{state}; last second {iso_ns(last.clock_ns)} "
+            f"offset {last.offset_ns / NS_PER_S:+.3f} s; {c.published} published"
         )
 
     def snapshot(self) -> dict[str, Any]:
-        last = self.last
+        c = self.counts
+        last = c.last_sample
         return {
             "format": FORMAT,
             "version": __version__,
@@ -198,12 +191,12 @@ class Monitor(RunHooks):
             "decoder": self.decoder,
             "locked": self.locked,
             "lock_reason": self.lock_reason,
-            "locks": self.locks,
-            "unlocks": self.unlocks,
-            "samples_published": self.published_n,
-            "samples_dropped": dict(sorted(self.drops.items())),
-            "minutes_valid": self.minutes_valid,
-            "minutes_rejected": dict(sorted(self.rejects.items())),
+            "locks": c.locks,
+            "unlocks": c.unlocks,
+            "samples_published": c.published,
+            "samples_dropped": dict(sorted(c.dropped.items())),
+            "minutes_valid": c.valid,
+            "minutes_rejected": _labelled(c.rejected),
             "guard": self.guard.state.value if self.guard is not None else None,
             "alarm": None
             if self.alarm is None
@@ -212,7 +205,7 @@ class Monitor(RunHooks):
                 "time_ns": self.alarm.time_ns,
                 "detail": self.alarm.detail,
             },
-            "alarms": dict(sorted(self.alarms.items())),
+            "alarms": dict(sorted(c.alarms.items())),
             "leap_list": None
             if self.leaps is None
             else {
@@ -232,8 +225,9 @@ class Monitor(RunHooks):
     def _state(self) -> tuple[object, ...]:
         """What makes a write due now, not at the next interval."""
         guard = self.guard.state if self.guard is not None else None
-        return (self.locked, self.lock_reason, guard, self.alarm, len(self.drops),
-                len(self.alarms), self.last is None, self.running)  # fmt: skip
+        c = self.counts
+        return (c.locked, self.lock_reason, guard, self.alarm, len(c.dropped),
+                len(c.alarms), c.last_sample is None, self.running)  # fmt: skip
 
     def write(self) -> None:
         self._written = self._state()
