@@ -34,6 +34,7 @@ class SourceRow:
     reach: int
     offset_s: float  # the last sample's offset (adjusted)
     error_s: float  # its error bound (+/-): delay/2 + dispersion
+    last_rx_s: int = -1  # seconds since the last sample (2^32 - 1: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +58,19 @@ class Tracking:
 
 
 def parse_sources(text: str) -> list[SourceRow]:
+    """The source lines; anything else (an error message, a cut line) is skipped."""
     rows = []
     for line in text.splitlines():
         f = line.split(",")
-        if len(f) >= 10:
+        if len(f) < 10:
+            continue
+        try:
             rows.append(
-                SourceRow(f[0], f[1], f[2], int(f[3]), int(f[5], 8), float(f[7]), float(f[9]))
-            )
+                SourceRow(f[0], f[1], f[2], int(f[3]), int(f[5], 8), float(f[7]), float(f[9]),
+                          int(f[6]))
+            )  # fmt: skip
+        except ValueError:
+            continue
     return rows
 
 
@@ -79,6 +86,14 @@ def parse_sourcestats(text: str) -> dict[str, StatsRow]:
 def parse_tracking(text: str) -> Tracking:
     f = text.strip().split(",")
     return Tracking(_refid_text(f[0]), int(f[2]), float(f[4]), f[-1])
+
+
+def tracking_or_none(text: str) -> Tracking | None:
+    """parse_tracking, or None for what is not a tracking line (chronyd not up yet)."""
+    try:
+        return parse_tracking(text)
+    except (IndexError, ValueError):
+        return None
 
 
 def _refid_text(hex_id: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dcf77shm import chronyc
+
 # The SHM key of unit 77: NTP's 0x4e545030 ("NTP0") + unit.
 SHM_KEY_77 = 0x4E545030 + 77
 
@@ -19,45 +21,9 @@ def key_values(text: str, sep: str = "=") -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class ChronySource:
-    mode: str  # '#' refclock, '^' server
-    state: str  # '*' selected, '+', '-', '?', 'x', '~'
-    name: str
-    stratum: int
-    reach: int  # the 8-poll shift register (chronyc prints it in octal)
-    last_rx_s: int  # seconds since the last measurement (-1: never)
-    offset_s: float  # the last measurement's offset (chronyc's "Last sample")
-
-
-def chrony_sources(csv: str) -> list[ChronySource]:
-    """``chronyc -c sources``: mode,state,name,stratum,poll,reach,lastrx,adj.offset,offset,error."""
-    out = []
-    for line in csv.splitlines():
-        f = line.split(",")
-        if len(f) < 9:
-            continue
-        try:
-            out.append(
-                ChronySource(f[0], f[1], f[2], int(f[3]), int(f[5], 8), int(f[6]), float(f[8]))
-            )
-        except ValueError:
-            continue
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Tracking:
-    refid: str  # as text: "DCF"
-    stratum: int
-
-
-def chrony_tracking(csv: str) -> Tracking | None:
-    """``chronyc -c tracking``: refid in hex, name or address, stratum, ..."""
-    f = csv.strip().split(",")
-    if len(f) < 3 or not f[2].isdigit():
-        return None
-    return Tracking(f[1], int(f[2]))
+# chronyc -c output: the driver's own parser (one copy).
+chrony_sources = chronyc.parse_sources
+chrony_tracking = chronyc.tracking_or_none
 
 
 @dataclass(frozen=True, slots=True)

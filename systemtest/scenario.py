@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from dcf77shm import chronyc
 from systemtest import probes
 from systemtest.container import Container, Proc
 from systemtest.report import Report
@@ -135,13 +136,13 @@ class SuiteRun:
     def proc_status(self, pid: int) -> dict[str, str]:
         return probes.key_values(self.sh(f"cat /proc/{pid}/status").out, ":")
 
-    def sources(self) -> list[probes.ChronySource]:
+    def sources(self) -> list[chronyc.SourceRow]:
         return probes.chrony_sources(self.sh("chronyc -c -n sources").out)
 
-    def dcf(self) -> probes.ChronySource | None:
+    def dcf(self) -> chronyc.SourceRow | None:
         return next((s for s in self.sources() if s.name == "DCF"), None)
 
-    def tracking(self) -> probes.Tracking | None:
+    def tracking(self) -> chronyc.Tracking | None:
         return probes.chrony_tracking(self.sh("chronyc -c -n tracking").out)
 
     def segment(self) -> probes.Segment | None:
@@ -319,10 +320,10 @@ class SuiteRun:
         process, or in the new chronyd.
         """
 
-        def probe() -> tuple[float, probes.ChronySource | None]:
+        def probe() -> tuple[float, chronyc.SourceRow | None]:
             return time.time(), self.dcf()
 
-        def good(v: tuple[float, probes.ChronySource | None]) -> bool:
+        def good(v: tuple[float, chronyc.SourceRow | None]) -> bool:
             now, s = v
             return s is not None and s.reach != 0 and 0 <= s.last_rx_s < now - t0 - 1
 

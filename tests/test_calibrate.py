@@ -48,8 +48,8 @@ def test_chronyc_csv_rows() -> None:
         "a short line,1\n"
     )
     assert sources == [
-        SourceRow("#", "*", "DCF", 0, 0o377, -12.345e-6, 210e-6),
-        SourceRow("^", "x", "192.0.2.1", 2, 0o17, 0.031, 0.002),
+        SourceRow("#", "*", "DCF", 0, 0o377, -12.345e-6, 210e-6, 12),
+        SourceRow("^", "x", "192.0.2.1", 2, 0o17, 0.031, 0.002, 40),
     ]
     stats = parse_sourcestats("DCF,8,5,112,-0.012,0.345,0.000001234,0.000056000\n")
     assert stats == {"DCF": StatsRow("DCF", 8, 1.234e-6, 56e-6)}

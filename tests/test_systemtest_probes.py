@@ -24,7 +24,7 @@ def test_chrony_sources_and_tracking() -> None:
     assert (dcf.mode, dcf.state, dcf.reach, dcf.last_rx_s) == ("#", "*", 0o377, 34)
     assert srcs[0].last_rx_s == 2**32 - 1  # chronyc's "never"
     trk = probes.chrony_tracking("44434600,DCF,1,1795000000.1,0.0,0.0\n")
-    assert trk == probes.Tracking("DCF", 1)
+    assert trk is not None and (trk.refid, trk.stratum) == ("DCF", 1)
     assert probes.chrony_tracking("506 Cannot talk to daemon") is None
 
 
