@@ -15,7 +15,7 @@ from dcf77shm.formats.edgelog import read_edges, write_edges
 from dcf77shm.testing.fake_pigpiod import WRAP, FakePigpiodProcess, simulated_signal
 
 GPIO = 22
-MAX_US = 60  # see test_pigpio_source: 5 µs sample period + 10 µs, looser for single edges
+MAX_US = 300  # see test_pigpio_source: single edges only catch mapping bugs; the bench measures µs
 MEDIAN_US = 15
 
 
