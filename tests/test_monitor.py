@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from dcf77shm.formats.edgelog import read_edges
 from dcf77shm.model import NS_PER_S, Gap
 from dcf77shm.sources.simulate import SimParams, simulate
-from dcf77shm.tools.monitor import MonitorView
+from dcf77shm.tools.monitor import MonitorView, screen
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-signals" / "pollin-dcf1"
+START = 1_790_000_000
 LINE = re.compile(r"^(\d\d:\d\d:\d\d)  pulse +(\S+)(?: ms)?  bit (\S)  .*quality +(\d+)%")
 
 
@@ -73,3 +79,69 @@ def test_real_capture() -> None:
     assert sum(60 <= w <= 260 for w in widths) >= 0.95 * len(widths)
     assert any("== lock gained" in x for x in lines)
     assert int(seconds[-1].group(4)) >= 80
+
+
+def test_the_full_screen_view_shows_quality_widths_and_phase() -> None:
+    # Pulses of 100 and 200 ms with 5 ms jitter: the histogram peaks there and
+    # the phase chart is a flat line at 0; glitches lower the quality bar.
+    def view_of(glitch_rate: float) -> list[str]:
+        sim = simulate(SimParams(START, 700, jitter_ms=5, glitch_rate=glitch_rate, seed=2))
+        v = MonitorView()
+        for e in sim.edges:
+            v.feed(e)
+        v.advance(sim.edges[-1].time_ns + 3 * NS_PER_S)
+        return screen(v, "title")
+
+    clean = view_of(0.0)
+    assert clean[0] == "title" and clean[1].startswith("LOCKED = ")
+    rows = {ln.split("|")[0].strip(): ln for ln in clean if " ms |" in ln}
+    counts = {k: int(v.split()[-1]) for k, v in rows.items()}
+    assert max(counts, key=lambda k: counts[k]) == "100-120 ms"
+    assert sorted(counts, key=lambda k: counts[k])[-2] == "200-220 ms"
+    phase = {ln.split("|")[0].strip(): ln.split("|")[1] for ln in clean if ln.startswith("   ")
+             and "|" in ln and " ms |" not in ln}  # fmt: skip
+    assert phase["+0"].count("*") >= 55 and not phase["+40"].strip() and not phase["-40"].strip()
+    assert any(ln.startswith("== minute") and ln.endswith(" ok") for ln in clean)
+
+    def bar(lines: list[str]) -> int:
+        return lines[1].split("[")[1].count("#")
+
+    assert bar(clean) > bar(view_of(1.0)) > 0
+
+
+def _on_a_terminal(*args: str | Path) -> str:
+    """The CLI with stdout on a pseudo-terminal: what the terminal got."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", *map(str, args)],
+        stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(master)
+    assert proc.wait(60) == 0
+    return got.decode(errors="replace")
+
+
+def test_monitor_is_full_screen_on_a_terminal_and_lines_when_piped(tmp_path: Path) -> None:
+    log = tmp_path / "s.edges"
+    r = run_cli("simulate", "--start", "2024-05-01T10:00:00Z", "--duration", "4m", "-o", log)
+    assert r.returncode == 0, r.stderr
+    tty = _on_a_terminal("monitor", "--source", f"replay:{log}")
+    assert tty.startswith("\x1b[?25l\x1b[H\x1b[2J") and tty.endswith("\x1b[?25h")
+    assert "pulse widths, last" in tty and "quality" in tty and "LOCKED = " in tty
+    piped = run_cli("monitor", "--source", f"replay:{log}")
+    assert piped.returncode == 0 and "\x1b" not in piped.stdout
+    assert sum(1 for ln in piped.stdout.splitlines() if LINE.match(ln)) > 200
+    plain = _on_a_terminal("monitor", "--lines", "--source", f"replay:{log}")
+    assert (
+        "\x1b" not in plain and "pulse widths" not in plain and LINE.search(plain.replace("\r", ""))
+    )

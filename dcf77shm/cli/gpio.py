@@ -81,15 +81,31 @@ MONITOR_LEGEND = [
     help="Line level while the carrier is reduced; auto detects it.",
 )
 @click.option("--legend", is_flag=True, help="Explain the fields of each line first.")
+@click.option(
+    "--lines",
+    is_flag=True,
+    help="Plain lines even on a terminal (else a full-screen view there: quality bar, "
+    "pulse-width histogram, phase over the last minutes).",
+)
 def monitor(
-    source_spec: str, glitch_filter_us: int, bias: str, pace: bool, polarity: str, legend: bool
+    source_spec: str,
+    glitch_filter_us: int,
+    bias: str,
+    pace: bool,
+    polarity: str,
+    legend: bool,
+    lines: bool,
 ) -> None:
     """Show the signal live, one line per second: aim the antenna by it.
+
+    On a terminal a steady full-screen view (the same figures, the quality as a
+    bar, a histogram of pulse widths and a chart of the phase over the last ten
+    minutes); piped, or with --lines, one line per second.
 
     \b
     The fields (--legend prints this first):
     """
-    from dcf77shm.tools.monitor import MonitorView
+    from dcf77shm.tools.monitor import MonitorView, screen
     from dcf77shm.tools.record import stop_on_signals
 
     source = open_cli_source(source_spec, glitch_filter_us, bias, pace)
@@ -97,27 +113,48 @@ def monitor(
     source.open()
     if legend:
         click.echo("\n".join(MONITOR_LEGEND) + "\n")
-    click.echo(f"monitoring {source.description} (Ctrl-C stops)", err=True)
+    title = f"dcf77shm monitor: {source.description} (Ctrl-C stops)"
+    full = not lines and sys.stdout.isatty()
+    if not full:
+        click.echo(f"monitoring {source.description} (Ctrl-C stops)", err=True)
     last_ns: int | None = None
+    drawn = 0.0
+
+    def draw() -> None:
+        # Home, each line cleared to its end, the rest of the screen cleared.
+        text = "".join(f"{x}\x1b[K\n" for x in screen(view, title))
+        sys.stdout.write(f"\x1b[H{text}\x1b[J")
+        sys.stdout.flush()
+
+    if full:
+        sys.stdout.write("\x1b[?25l\x1b[H\x1b[2J")  # cursor hidden, screen cleared
     try:
         with stop_on_signals() as stop:
             while not stop.is_set():
                 items = source.read(0.2)
                 if items is None:
                     break
-                lines = []
+                out = []
                 for it in items:
-                    lines += view.feed(it)
+                    out += view.feed(it)
                     last_ns = it.time_ns
                 now = time.time_ns()
                 # Only a live stream may be moved on by the wall clock; an old
                 # log's times are nowhere near it.
                 if last_ns is not None and abs(now - last_ns) < 10 * NS_PER_S:
-                    lines += view.advance(now)
-                for line in lines:
-                    click.echo(line)
+                    out += view.advance(now)
+                if not full:
+                    for line in out:
+                        click.echo(line)
+                elif out and time.monotonic() - drawn >= 0.5:
+                    draw()
+                    drawn = time.monotonic()
     finally:
         source.close()
+        if full:
+            draw()
+            sys.stdout.write("\x1b[?25h")  # the cursor back
+            sys.stdout.flush()
 
 
 monitor.help = inspect.cleandoc(monitor.help or "") + "\n" + "\n".join(MONITOR_LEGEND)
