@@ -321,13 +321,12 @@ def test_samples_chronyd_never_got_are_not_counted_as_published(tmp_path: Path) 
 
 
 class _Items:
-    """A source whose reads hand out given batches, a second apart; an empty one
-    'sleeps' the read's timeout."""
+    """A source whose reads hand out given batches (the runner's naps move the clock)."""
 
     description = "items"
 
-    def __init__(self, batches: list[list[Sample]], mono: list[int], live: bool) -> None:
-        self.batches, self.mono, self.live = batches, mono, live
+    def __init__(self, batches: list[list[Sample]], live: bool) -> None:
+        self.batches, self.live = batches, live
         self.timeouts: list[float] = []
 
     def open(self) -> None: ...
@@ -336,11 +335,7 @@ class _Items:
 
     def read(self, timeout_s: float) -> list[Sample] | None:
         self.timeouts.append(timeout_s)
-        if not self.batches:
-            return None
-        batch = self.batches.pop(0)
-        self.mono[0] += NS_PER_S if batch else round(timeout_s * NS_PER_S)
-        return batch
+        return self.batches.pop(0) if self.batches else None
 
 
 class _Passing:
@@ -383,21 +378,30 @@ def test_shm_samples_are_spaced_for_chronys_reads(live: bool) -> None:
     # (the seconds confirmed together at lock) would leave chrony the last one
     # only.  Live, the runner writes them >= 0.6 s apart; of three released at
     # once the middle one is superseded - counted, not silently overwritten.
+    # And live it reads once a second, never blocking in the source, waking
+    # between only for a waiting sample.
     t0 = 1_700_000_000 * NS_PER_S
     s = [Sample(t0 + k * NS_PER_S + 30 * MS, t0 + k * NS_PER_S) for k in range(5)]
     mono = [0]
-    src = _Items([[s[0], s[1], s[2]], [], [s[3]], [s[4]], []], mono, live)
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        mono[0] += round(seconds * NS_PER_S)
+
+    src = _Items([[s[0], s[1], s[2]], [], [s[3]], [s[4]], []], live)
     sink, hooks = _SpacedSink(mono), _Hooks()
     runner = Runner(src, sink, _Passing(), lambda: t0 + 6 * NS_PER_S, hooks,  # type: ignore[arg-type]
-                    mono_clock=lambda: mono[0])  # fmt: skip
+                    mono_clock=lambda: mono[0], sleep=nap)  # fmt: skip
     st = runner.run()
     written = [x for _, x in sink.got]
-    if not live:  # an unpaced replay: as fast as it goes, nothing held
-        assert written == s and not hooks.drops
+    if not live:  # an unpaced replay: as fast as it goes, nothing held, no naps
+        assert written == s and not hooks.drops and not naps
         return
     assert written == [s[0], s[2], s[3], s[4]]
     assert hooks.drops == [(s[1], DropReason.SUPERSEDED)]
     assert st.published == 4 and st.dropped == {"superseded": 1}
     times = [t for t, _ in sink.got]
     assert all(b - a >= 600 * MS for a, b in itertools.pairwise(times))
-    assert min(src.timeouts) <= 0.6  # it woke for the waiting sample, not at 1 s
+    assert set(src.timeouts) == {0.0}  # never blocks in the source
+    assert all(0 < n <= 1.0 for n in naps) and 0.6 in [round(n, 3) for n in naps]

@@ -35,11 +35,14 @@ from dcf77shm.sources import Source
 log = logging.getLogger("dcf77shm.run")
 sample_log = logging.getLogger("dcf77shm.run.samples")  # one line per second: -vv
 
-# The loop sleeps in the source until an edge comes or this passes: edges
-# drive the decoder, and only a second without any (59, a fade) needs the
-# timeout to decide it.  Longer wakes less (issue 12: CPU), shorter decides an
-# empty second sooner; 1 s adds at most 1 s to a sample's age there.
+# A replay as fast as it goes reads in a loop (this timeout is never waited).
 READ_TIMEOUT_S = 1.0
+# A live source is read once per POLL_NS, on a steady grid, taking what came
+# since: the kernel (gpiod) or pigpiod stamped every edge when it happened, so
+# reading late costs no accuracy, and a pulse's two edges and the decoding of
+# its second cost one wake-up instead of two or three (issue 12: CPU).  A
+# sample waits at most this long more (4 s median, chrony allows 64 s).
+POLL_NS = NS_PER_S
 # chrony accepts any offset it can represent (a Pi without RTC boots decades
 # off and needs the step), so only an impossible one is refused: more than
 # ~136 years is beyond NTP's era.
@@ -98,7 +101,7 @@ class RunHooks:
     """Told of every event (counters, status file, systemd notify: dcf77shm.service.status).
 
     ``attached`` once source and sink are open; ``tick`` from every pass of the
-    main loop (at least every READ_TIMEOUT_S); ``stopped`` after both are closed.
+    main loop (at least once a second); ``stopped`` after both are closed.
     """
 
     def attached(self) -> None: ...
@@ -127,6 +130,7 @@ class Runner:
         clock: Callable[[], int] = time.time_ns,
         hooks: RunHooks | None = None,
         mono_clock: Callable[[], int] = time.monotonic_ns,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.source, self.sink, self.pipeline = source, sink, pipeline
         self.hooks = hooks if hooks is not None else RunHooks()
@@ -134,6 +138,7 @@ class Runner:
         self.counts = Counts()
         self._clock = clock
         self._mono = mono_clock
+        self._sleep = sleep
         self._stop: str | None = None
         # A live SHM sink: a second released less than the sink's spacing after
         # the last write waits for it; one waits at most, an older one waiting
@@ -166,9 +171,12 @@ class Runner:
             self.sink.open()
             log.info("reading %s, publishing to %s", self.source.description, self.sink.description)
             self.hooks.attached()
+            poll = POLL_NS if live else 0
+            next_poll = self._mono()
             while self._stop is None:
                 self.hooks.tick()
-                items = self.source.read(self._timeout_s())
+                self._flush()
+                items = self.source.read(0.0 if poll else READ_TIMEOUT_S)
                 if items is None:
                     log.info("%s ended", self.source.description)
                     break
@@ -180,6 +188,8 @@ class Runner:
                     # whose window has passed now, not at the next edge.
                     mono = mono_clock() if mono_clock is not None else None
                     self._handle(self.pipeline.advance(self._clock(), mono))
+                if poll:
+                    next_poll = self._nap(next_poll, poll)
             if self._waiting is not None:  # the source ended or we stop: it is due
                 self._next_write_ns = 0
                 self._flush()
@@ -233,10 +243,18 @@ class Runner:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("sample %s dropped (%s): %s", iso_ns(s.clock_ns), reason.value, why)
 
-    def _timeout_s(self) -> float:
-        if self._waiting is None:
-            return READ_TIMEOUT_S
-        return min(READ_TIMEOUT_S, max(0, self._next_write_ns - self._mono()) / NS_PER_S)
+    def _nap(self, next_poll: int, poll: int) -> int:
+        """Sleep to the next point of the grid (or to when a waiting sample may
+        go out, if sooner); returns the grid point after that."""
+        now = self._mono()
+        while next_poll <= now:
+            next_poll += poll
+        until = next_poll
+        if self._waiting is not None:
+            until = min(until, max(self._next_write_ns, now))
+        if until > now and self._stop is None:
+            self._sleep((until - now) / NS_PER_S)
+        return next_poll
 
     def _publish(self, s: Sample) -> None:
         found = self.check.reason(s, self._clock())

@@ -231,6 +231,8 @@ class Monitor(RunHooks):
 
     def write(self) -> None:
         self._written = self._state()
+        if self.status_file is None and self.metrics_file is None:
+            return
         snap = self.snapshot()
         if self.status_file is not None:
             self._atomic(self.status_file, json.dumps(snap, indent=1) + "\n")
