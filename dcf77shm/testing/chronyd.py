@@ -27,6 +27,9 @@ from dcf77shm.chronyc import SourceRow, Tracking
 from dcf77shm.errors import RuntimeFailure
 
 CHRONY_DIR = Path(__file__).resolve().parents[2] / "chrony"  # the shipped drop-ins
+# Where the Debian package puts them (an installed package has no chrony/ next
+# to its source): the SHM drop-in is installed, the others are examples.
+INSTALLED = (Path("/etc/chrony/conf.d"), Path("/usr/share/doc/dcf77shm/examples"))
 
 
 def find_chronyd() -> str | None:
@@ -46,10 +49,17 @@ def shipped_refclock(kind: str, param: str) -> str:
     """The ``refclock`` line of our drop-in (SHM or SOCK) with another unit/path,
     so tests and demo run exactly the options users install."""
     name = {"SHM": "dcf77shm.conf", "SOCK": "dcf77shm-sock.conf"}[kind]
-    for line in (CHRONY_DIR / name).read_text().splitlines():
+    tried = [d / name for d in (CHRONY_DIR, *INSTALLED)]
+    path = next((p for p in tried if p.is_file()), None)
+    if path is None:
+        raise RuntimeFailure(
+            f"no {name} (looked in {', '.join(str(p.parent) for p in tried)}): run this from "
+            "a checkout of dcf77shm, or install the package"
+        )
+    for line in path.read_text().splitlines():
         if line.startswith(f"refclock {kind} "):
             return re.sub(rf"^refclock {kind} \S+", f"refclock {kind} {param}", line)
-    raise RuntimeFailure(f"{CHRONY_DIR / name}: no `refclock {kind}` line")
+    raise RuntimeFailure(f"{path}: no `refclock {kind}` line")
 
 
 class PrivateChronyd:
