@@ -77,14 +77,7 @@ class RunHistory:
 
     def rising_in(self, lo: int, hi: int) -> list[int]:
         """Leading edges within [lo, hi)."""
-        out = []
-        starts, ends = self._starts, self._ends
-        for i in range(len(starts) - 1, -1, -1):
-            if ends[i] <= lo:
-                break
-            if lo <= starts[i] < hi:
-                out.append(starts[i])
-        out.reverse()
+        out = [start for start, _ in self.runs_in(lo, hi)]
         if self._open_since is not None and lo <= self._open_since < hi:
             out.append(self._open_since)
         return out
