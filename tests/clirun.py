@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import select
 import subprocess
 import sys
@@ -55,3 +56,40 @@ def edge_lines(path: Path) -> int:
     except FileNotFoundError:
         return 0
     return sum(1 for ln in text.splitlines(keepends=True) if ln.endswith("\n") and ln[:1] != "#")
+
+
+def on_a_terminal(*args: str | Path, stdout_tty: bool, stderr_tty: bool,
+                  timeout: float = 60) -> tuple[int, str]:  # fmt: skip
+    """Run the CLI with stdout and/or stderr on a pseudo-terminal (the other
+    discarded); its exit status and what the terminal got."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=slave if stdout_tty else subprocess.DEVNULL,
+        stderr=slave if stderr_tty else subprocess.DEVNULL,
+    )
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(master)
+    return proc.wait(timeout), got.decode(errors="replace")
+
+
+def start_run_with_status(status: Path, output: str) -> subprocess.Popen[bytes]:
+    """`run` on the simulated receiver with a status file, once that file exists."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
+         "--output", output, "--status-file", str(status)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until(lambda: status.exists() or proc.poll() is not None, "the status file", 30)
+    assert proc.poll() is None, f"run exited {proc.returncode} before writing {status}"
+    return proc

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from clirun import run_cli
+from clirun import on_a_terminal, run_cli
 
 from dcf77shm.formats.edgelog import read_edges
 from dcf77shm.model import NS_PER_S, Gap
@@ -111,24 +107,9 @@ def test_the_full_screen_view_shows_quality_widths_and_phase() -> None:
 
 def _on_a_terminal(*args: str | Path) -> str:
     """The CLI with stdout on a pseudo-terminal: what the terminal got."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcf77shm", *map(str, args)],
-        stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    os.close(slave)
-    got = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        got += chunk
-    os.close(master)
-    assert proc.wait(60) == 0
-    return got.decode(errors="replace")
+    rc, got = on_a_terminal(*args, stdout_tty=True, stderr_tty=False)
+    assert rc == 0
+    return got
 
 
 def test_monitor_is_full_screen_on_a_terminal_and_lines_when_piped(tmp_path: Path) -> None:

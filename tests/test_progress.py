@@ -4,38 +4,17 @@ stderr is piped or when the output itself goes to the terminal."""
 from __future__ import annotations
 
 import io
-import os
-import pty
 import subprocess
-import sys
 from pathlib import Path
 
-from clirun import run_cli
+from clirun import on_a_terminal, run_cli
 
 from dcf77shm.cli.progress import Progress
 
 
 def _with_tty_stderr(*args: str | Path, stdout: int | None = subprocess.DEVNULL) -> tuple[int, str]:
     """Run the CLI with stderr on a pseudo-terminal; its exit status and what the terminal got."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcf77shm", *map(str, args)],
-        stdin=subprocess.DEVNULL,
-        stdout=slave if stdout is None else stdout,
-        stderr=slave,
-    )
-    os.close(slave)
-    got = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        got += chunk
-    os.close(master)
-    return proc.wait(60), got.decode(errors="replace")
+    return on_a_terminal(*args, stdout_tty=stdout is None, stderr_tty=True)
 
 
 def _log(tmp_path: Path) -> Path:

@@ -12,10 +12,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from clirun import start_run_with_status
 
 from dcf77shm.cli.config import load
 from dcf77shm.cli.run import run
@@ -331,16 +331,7 @@ def test_status_command_on_a_running_daemon(tmp_path: Path) -> None:
 
 def _run_with_status(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     st = tmp_path / "status.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
-         "--output", f"sock:{tmp_path}/absent.sock", "--status-file", str(st)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not st.exists():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.1)
-    return proc, st
+    return start_run_with_status(st, f"sock:{tmp_path}/absent.sock"), st
 
 
 def test_sighup_stops_cleanly_and_the_status_file_says_so(tmp_path: Path) -> None:

@@ -9,13 +9,12 @@ import os
 import pwd
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sysv_ipc
-from clirun import run_cli
+from clirun import run_cli, start_run_with_status
 
 from dcf77shm.model import NS_PER_S, Sample
 from dcf77shm.sinks import shmstruct as st
@@ -170,16 +169,8 @@ def test_status_says_when_the_writers_segment_was_replaced(
 ) -> None:
     u = units[1]
     status = tmp_path / "status.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcf77shm", "run", "--source", "sim", "--sim-start", "now",
-         "--output", f"shm:{u}", "--status-file", str(status)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start_run_with_status(status, f"shm:{u}")
     try:
-        deadline = time.monotonic() + 30
-        while not status.exists():
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
         snap = json.loads(status.read_text())
         seg = sysv_ipc.SharedMemory(key_for(u))
         assert snap["output_shmid"] == seg.id
