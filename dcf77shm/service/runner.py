@@ -35,8 +35,6 @@ from dcf77shm.sources import Source
 log = logging.getLogger("dcf77shm.run")
 sample_log = logging.getLogger("dcf77shm.run.samples")  # one line per second: -vv
 
-# A replay as fast as it goes reads in a loop (this timeout is never waited).
-READ_TIMEOUT_S = 1.0
 # A live source is read once per POLL_NS, on a steady grid, taking what came
 # since: the kernel (gpiod) or pigpiod stamped every edge when it happened, so
 # reading late costs no accuracy, and a pulse's two edges and the decoding of
@@ -176,7 +174,9 @@ class Runner:
             while self._stop is None:
                 self.hooks.tick()
                 self._flush()
-                items = self.source.read(0.0 if poll else READ_TIMEOUT_S)
+                # Never blocking: live, the nap below paces the loop; a replay
+                # as fast as it goes hands out its next batch at once.
+                items = self.source.read(0.0)
                 if items is None:
                     log.info("%s ended", self.source.description)
                     break
