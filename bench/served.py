@@ -12,9 +12,17 @@ says what the true time is (see bench/servedrun.py).  Per cell (signal x line):
               pooled over the seeds; "runs" is the spread of the per-run RMS
   fit20       RMS of a least-squares line through the last 20 min of the same samples,
               evaluated at the same moments: what averaging them can give
+  fitall      the same through every sample seen since the first: the best unbiased
+              estimate on this very noise (chrony may still be luckier on one draw)
+  bound       the least any unbiased estimator of offset and frequency could serve
+              at the same moments (RMS): a least-squares line through every sample
+              published by then, one a second from a minute before lock, at the
+              run's own sample scatter (Gauss-Markov: with white noise no unbiased
+              estimator does better; only prior knowledge of the frequency would)
   sd          chrony's own std dev of the source (sourcestats), median in the window
   ferr        RMS of chrony's frequency error (ppm; 1 ppm = 3.6 ms per hour of holdover)
-  lock        switch-on to the driver's LOCK line (s, mean)
+  lock        switch-on to the driver's LOCK line (s, mean); each signal and seed
+              switches on at its own second of the minute (switch_on_s)
   1st         switch-on to the first sample published (s, mean)
   #*          switch-on to chrony selecting DCF at stratum 1 (s, mean; 2 s resolution)
   age         how old samples are when published (p50 / max / the first one, s);
@@ -40,6 +48,7 @@ import argparse
 import json
 import math
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -136,12 +145,22 @@ class Settings:
     save: Path | None
 
 
+def switch_on_s(g: Group, earliest_s: int) -> int:
+    """The group's switch-on: at its own second of the minute, so that the seeds
+    of a cell spread over the minute.  How long lock takes depends on where in
+    the minute the receiver is switched on (a frame is caught from second 18
+    on): one fixed second would make every lock and #* time the same."""
+    phase = random.Random(f"served-phase-{g.signal.key}-{g.seed}").randrange(60)
+    return earliest_s + (phase - earliest_s) % 60
+
+
 def run_group(
     g: Group, units: list[int], st: Settings, watcher: ShmWatcher, stop: threading.Event
 ) -> list[RunResult]:
     d = st.base / f"{g.signal.key}-seed{g.seed}"
     d.mkdir(parents=True)
-    t_on_s = math.ceil(time.time()) + LEAD_S
+    t_on_s = switch_on_s(g, math.ceil(time.time()) + LEAD_S)
+    stop.wait(max(0.0, t_on_s - LEAD_S - time.time()))
     log = d / "signal.edges"
     truth = make_log(g.signal, g.seed, t_on_s, round(st.minutes * 60) + TAIL_S, log)
     print(
@@ -226,8 +245,35 @@ def _f(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _rms(xs: list[float]) -> float | None:
+    return math.sqrt(statistics.fmean(x * x for x in xs)) if xs else None
+
+
 def _mean(xs: list[float]) -> float | None:
     return statistics.fmean(xs) if xs else None
+
+
+def line_bound_s(r: RunResult, t_s: float) -> float | None:
+    """The standard error of the best unbiased estimate of the offset at t_s.
+
+    Generous to the estimator: every second from a minute before lock (the
+    minute the lock labels) is a sample, available once it is as old as the
+    run's median sample age, all with the scatter the run's published samples
+    had against the truth.  A least-squares line through white noise is the
+    best linear unbiased estimate of offset and frequency (Gauss-Markov; with
+    Gaussian noise, of any unbiased estimate), and its value at t_s has the
+    variance sigma^2 (1/n + (t_s - mean x)^2 / Sxx).
+    """
+    if r.lock_s is None or len(r.rx_err_ms) < 2:
+        return None
+    sigma_s = statistics.pstdev(r.rx_err_ms) / 1e3
+    age_s = statistics.median(r.ages_s) if r.ages_s else 0.0
+    x0 = r.lock_s - 60.0
+    n = math.floor(t_s - age_s - x0) + 1
+    if n < 3:
+        return None
+    sxx = n * (n * n - 1) / 12.0
+    return sigma_s * math.sqrt(1.0 / n + (t_s - x0 - (n - 1) / 2.0) ** 2 / sxx)
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -266,11 +312,13 @@ class Served:
     sd_ms: float | None
     ferr_ppm: float | None
     fit_rms_ms: float | None  # the reference line (bench/servedrun.py: _with_fit)
+    fit_all_rms_ms: float | None  # ... through every sample so far
+    bound_rms_ms: float | None  # the Gauss-Markov bound (line_bound_s)
 
     @staticmethod
     def of(rs: list[RunResult], w: Window) -> Served:
         errs: list[float] = []
-        run_rms, sds, ferrs, fits = [], [], [], []
+        run_rms, sds, ferrs, fits, fit_alls, bounds = [], [], [], [], [], []
         unselected = 0
         for r in rs:
             if r.selected_s is None or r.selected_s > w.lo_min * 60:
@@ -286,15 +334,19 @@ class Served:
                 sds.append(statistics.median(sd))
             ferrs += [s.freq_err_ppm for s in snaps]
             fits += [s.fit_err_s * 1e3 for s in snaps if s.fit_err_s is not None]
+            fit_alls += [s.fit_all_err_s * 1e3 for s in snaps if s.fit_all_err_s is not None]
+            bounds += [b * 1e3 for s in snaps if (b := line_bound_s(r, s.t_s)) is not None]
         return Served(
             len(rs),
             unselected,
-            math.sqrt(statistics.fmean(x * x for x in errs)) if errs else None,
+            _rms(errs),
             max(abs(x) for x in errs) if errs else None,
             tuple(run_rms),
             _mean(sds),
-            math.sqrt(statistics.fmean(x * x for x in ferrs)) if ferrs else None,
-            math.sqrt(statistics.fmean(x * x for x in fits)) if fits else None,
+            _rms(ferrs),
+            _rms(fits),
+            _rms(fit_alls),
+            _rms(bounds),
         )
 
     def cell(self) -> str:
@@ -326,10 +378,14 @@ def cells(results: list[RunResult]) -> dict[tuple[str, str], list[RunResult]]:
 def served_table(results: list[RunResult], w: Window) -> None:
     print(
         f"\nserved error, {w.name} after switch-on (ms; runs = per-run RMS; "
-        "fit20 = a line through the last 20 min of the same samples)"
+        "fit20 = a line through the last 20 min of the same samples, fitall = through all "
+        "of them; bound = the best unbiased estimator, expected)"
     )
-    head = ("signal", "chrony line", "n", "RMS", "max", "runs", "fit20", "sd", "ferr ppm", "not #*")
-    fmt = "{:<8} {:<32} {:>2} {:>6} {:>6} {:<11} {:>6} {:>6} {:>8} {:>6}"
+    head = (
+        "signal", "chrony line", "n", "RMS", "max", "runs", "fit20", "fitall", "bound", "sd",
+        "ferr ppm", "not #*",
+    )  # fmt: skip
+    fmt = "{:<8} {:<32} {:>2} {:>6} {:>6} {:<11} {:>6} {:>6} {:>6} {:>6} {:>8} {:>6}"
     print(fmt.format(*head))
     for (sig, line), rs in cells(results).items():
         sv = Served.of(rs, w)
@@ -345,6 +401,8 @@ def served_table(results: list[RunResult], w: Window) -> None:
                 _f(sv.max_ms),
                 spread,
                 _f(sv.fit_rms_ms),
+                _f(sv.fit_all_rms_ms),
+                _f(sv.bound_rms_ms),
                 _f(sv.sd_ms),
                 _f(sv.ferr_ppm),
                 sv.unselected,

@@ -249,6 +249,7 @@ class Snap:
     sd_s: float | None  # sourcestats std dev
     np: int | None  # sourcestats samples in the regression
     fit_err_s: float | None = None  # the reference: a line through the samples seen by then
+    fit_all_err_s: float | None = None  # ... through every sample seen since the first
 
 
 @dataclass
@@ -456,14 +457,17 @@ def _score_samples(res: RunResult, truth: Truth, published: list[Published]) -> 
 
 
 def _with_fit(snaps: list[Snap], truth: Truth, published: list[Published]) -> list[Snap]:
-    """Add a reference to each snapshot: the error of a least-squares line through
-    the samples seen by then (the last FIT_SPAN_S of them), evaluated then.
+    """Add references to each snapshot: the error of a least-squares line through
+    the samples seen by then (the last FIT_SPAN_S of them, and all of them),
+    evaluated then.
 
     A line, not a mean: chrony does not know the frequency either, and a
     line's end point costs 2 sigma/sqrt(N), twice a mean's.  chrony does much
     the same with a median filter in front and its own choice of how many
-    points to keep (up to 64 x 2^poll s), so it may beat this when it keeps
-    more than 20 minutes, and loses to it where it keeps fewer.
+    points to keep (up to 64 x 2^poll s), so it may beat the 20-minute line when
+    it keeps more than 20 minutes, and loses to it where it keeps fewer.  The
+    line through all samples is the best unbiased estimate there is (white
+    noise: Gauss-Markov); on one noise realisation chrony can still be luckier.
     """
     delay_s = truth.delay_ms / 1e3
     pub = [p.pub_ns for p in published]
@@ -474,19 +478,27 @@ def _with_fit(snaps: list[Snap], truth: Truth, published: list[Published]) -> li
     for x, y in zip(xs, ys, strict=True):
         a, b, c, d = sums[-1]
         sums.append((a + x, b + y, c + x * x, d + x * y))
+
+    def fit(lo: int, hi: int, t_s: float, t_ns: int) -> float | None:
+        n = hi - lo
+        if n < 3:
+            return None
+        sx, sy, sxx, sxy = (a - b for a, b in zip(sums[hi], sums[lo], strict=True))
+        mx, my = sx / n, sy / n
+        vxx = sxx / n - mx * mx
+        if vxx <= 0:
+            return None
+        slope = (sxy / n - mx * my) / vxx
+        return my + slope * (t_s - mx) - truth.injected_s(t_ns)
+
     out = []
     for s in snaps:
         t_ns = truth.t_on_ns + round(s.t_s * NS_PER_S)
         hi = bisect.bisect_right(pub, t_ns)
         lo = bisect.bisect_left(xs, s.t_s - FIT_SPAN_S, 0, hi)
-        n = hi - lo
-        fit = None
-        if n >= 3:
-            sx, sy, sxx, sxy = (a - b for a, b in zip(sums[hi], sums[lo], strict=True))
-            mx, my = sx / n, sy / n
-            vxx = sxx / n - mx * mx
-            if vxx > 0:
-                slope = (sxy / n - mx * my) / vxx
-                fit = my + slope * (s.t_s - mx) - truth.injected_s(t_ns)
-        out.append(dataclasses.replace(s, fit_err_s=fit))
+        out.append(
+            dataclasses.replace(
+                s, fit_err_s=fit(lo, hi, s.t_s, t_ns), fit_all_err_s=fit(0, hi, s.t_s, t_ns)
+            )
+        )
     return out
