@@ -121,4 +121,3 @@ def test_a_name_squatted_by_an_untrusted_user_does_not_stop_the_writer(
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         os.close(r)
-

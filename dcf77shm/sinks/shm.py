@@ -83,6 +83,7 @@ class SegmentInfo:
     nattch: int
     uid: int
     cuid: int  # the creator: IPC_SET may change the owner, never this
+    cpid: int = 0  # the creating process
 
     @property
     def owner(self) -> str:
@@ -148,7 +149,7 @@ def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
             out.append(
                 SegmentInfo(
                     int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]),
-                    int(f[9]),
+                    int(f[9]), int(f[4]),
                 )
             )  # fmt: skip
     return out

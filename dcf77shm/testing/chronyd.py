@@ -9,6 +9,7 @@ folder to belong to _chrony.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -22,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import sysv_ipc
+
 from dcf77shm import chronyc
 from dcf77shm.chronyc import SourceRow, Tracking
 from dcf77shm.errors import RuntimeFailure
+from dcf77shm.sinks.shm import key_for, segment_info
 
 CHRONY_DIR = Path(__file__).resolve().parents[2] / "chrony"  # the shipped drop-ins
 # Where the Debian package puts them (an installed package has no chrony/ next
@@ -153,10 +157,25 @@ class PrivateChronyd:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 rc = proc.wait()
+        if proc is not None:
+            self._remove_segments(proc.pid)
         if self._log is not None:
             self._log.close()
             self._log = None
         return rc
+
+    def _remove_segments(self, pid: int) -> None:
+        """Remove the SHM segments this chronyd created and nobody holds: chronyd
+        never removes them, and a harness that starts hundreds would leave them
+        all behind (a unit's stale root-owned segment then greets the next user)."""
+        for line in self.refclocks:
+            f = line.split()
+            if len(f) < 3 or f[:2] != ["refclock", "SHM"] or not f[2].isdigit():
+                continue
+            info = segment_info(key_for(int(f[2])))
+            if info is not None and info.cpid == pid and info.nattch == 0:
+                with contextlib.suppress(sysv_ipc.Error):
+                    sysv_ipc.remove_shared_memory(info.shmid)
 
     def __enter__(self) -> PrivateChronyd:
         self.start()
