@@ -541,15 +541,17 @@ def readme(results: list[RunResult], w: Window) -> None:
     for ln in lines:
         row = [Served.of(groups[(s, ln)], w).cell() if (s, ln) in groups else "" for s in sigs]
         print(f"| `{_line_name(ln)}` | " + " | ".join(row) + " |")
-    ref = []
-    for s in sigs:
-        rs = [r for r in results if r.signal == s and r.line == lines[0]]
-        fit = Served.of(rs, w).fit_rms_ms if rs else None
-        ref.append(f"{fit:.2f}" if fit is not None else "")
-    print(
-        "| for reference: a least-squares line through the last 20 min of the same samples "
-        "(RMS) | " + " | ".join(ref) + " |"
+    refs = (
+        ("a least-squares line through every sample so far, on the same noise", "fit_all_rms_ms"),
+        ("the least any unbiased estimator can expect (Gauss-Markov bound)", "bound_rms_ms"),
     )
+    for label, attr in refs:
+        row = []
+        for s in sigs:
+            rs = [r for r in results if r.signal == s and r.line == lines[0]]
+            x = getattr(Served.of(rs, w), attr) if rs else None
+            row.append(f"{x:.2f}" if x is not None else "")
+        print(f"| for reference: {label} (RMS) | " + " | ".join(row) + " |")
     print(
         "\nStart-up and latency (all signals pooled): switch-on to the first sample and to "
         "`#*`, how old samples are when published and what is left of chrony's age limit:\n"
