@@ -133,29 +133,32 @@ def user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
-    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
+def _table(proc: Path) -> list[list[str]]:
+    """The rows of /proc/sysvipc/shm, split (none when it cannot be read)."""
     try:
         lines = proc.read_text().splitlines()[1:]
     except OSError:
         return []
-    out = []
-    for line in lines:
-        # key shmid perms size cpid lpid nattch uid gid cuid ...; perms is octal
-        # and may carry SHM_DEST/SHM_LOCKED bits above 0777
-        f = line.split()
-        if len(f) >= 10:
-            out.append(
-                SegmentInfo(
-                    int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]),
-                    int(f[9]),
-                )
-            )  # fmt: skip
-    return out
+    # key shmid perms size cpid lpid nattch uid gid cuid ...
+    return [f for f in map(str.split, lines) if len(f) >= 10]
+
+
+def _info(f: list[str]) -> SegmentInfo:
+    # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
+    return SegmentInfo(
+        int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]), int(f[9])
+    )
+
+
+def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
+    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
+    return [_info(f) for f in _table(proc)]
 
 
 def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
-    return next((s for s in segments(proc) if s.key == key), None)
+    # Only the row of ``key`` is parsed whole: the sink looks its segment up
+    # every RECHECK_S samples, and a host may list hundreds (issue 12: CPU).
+    return next((_info(f) for f in _table(proc) if int(f[0]) == key), None)
 
 
 # The segment holds one sample and chrony reads it every 2^dpoll s (0.5 s with
