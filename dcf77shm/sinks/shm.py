@@ -282,8 +282,9 @@ class ShmSink:
             st.fields_for(sample.receive_ns, sample.clock_ns, int(sample.leap), self.precision),
             layout,
         )
-        head = st.unpack(mem.read(layout.value), layout)
-        if head.count != self._count:
+        # Only the count is checked: 4 bytes, not the whole segment unpacked.
+        (found,) = struct.unpack("=i", mem.read(4, st.COUNT_OFFSET))
+        if found != self._count:
             # chrony only ever clears `valid`; a count we did not write is a
             # second writer (gpsd, another dcf77shm) on this unit.
             self.foreign_writes += 1
@@ -292,7 +293,7 @@ class ShmSink:
                     "%s: another program writes this segment (count %d, expected %d); "
                     "chrony would mix two clocks: give one of them another unit",
                     self.description,
-                    head.count,
+                    found,
                     self._count,
                 )
         voff = st.valid_offset(layout)
@@ -300,7 +301,7 @@ class ShmSink:
         # one that only checks valid never takes a half-written sample.
         # Python cannot issue a memory barrier; each write is a separate C
         # call, and samples come one per second, far from the reader's race.
-        count = st.int32(head.count + 1)
+        count = st.int32(found + 1)
         mem.write(_i32(0), voff)
         mem.write(_i32(count), st.COUNT_OFFSET)
         mem.write(img[8:voff], 8)
