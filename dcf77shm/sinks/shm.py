@@ -170,6 +170,10 @@ MIN_SPACING_NS = 600_000_000
 
 class ShmSink:
     min_spacing_ns = MIN_SPACING_NS
+    # A write to the segment cannot go undelivered; the runner compares this
+    # around every publish, as for SOCK (an attribute found, not an
+    # AttributeError raised and caught each second).
+    dropped = 0
 
     def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
@@ -283,7 +287,7 @@ class ShmSink:
             layout,
         )
         # Only the count is checked: 4 bytes, not the whole segment unpacked.
-        (found,) = struct.unpack("=i", mem.read(4, st.COUNT_OFFSET))
+        (found,) = _INT.unpack(mem.read(4, st.COUNT_OFFSET))
         if found != self._count:
             # chrony only ever clears `valid`; a count we did not write is a
             # second writer (gpsd, another dcf77shm) on this unit.
@@ -318,5 +322,5 @@ class ShmSink:
             mem.detach()  # never remove: chronyd may be attached
 
 
-def _i32(v: int) -> bytes:
-    return struct.pack("=i", v)
+_INT = struct.Struct("=i")  # a C int, as count and valid are
+_i32 = _INT.pack
