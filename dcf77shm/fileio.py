@@ -97,13 +97,20 @@ class Output:
     ``part_suffix`` (``record``'s ``.part``) gives the temp file a visible
     name, still created with ``O_EXCL|O_NOFOLLOW``: if something is there
     already (an earlier recording cut short, or a planted link) it is refused,
-    never reused.  ``wait=False`` never blocks on a FIFO.  Every failure is
-    BadInput naming the path.
+    never reused.  ``wait=False`` never blocks on a FIFO.  ``durable=False``
+    skips the fsyncs: readers still see the old file or the new one (the rename
+    does that), but a power cut may lose it.  Every failure is BadInput naming
+    the path.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], part_suffix: str | None = None, wait: bool = True
+        self,
+        path: str | os.PathLike[str],
+        part_suffix: str | None = None,
+        wait: bool = True,
+        durable: bool = True,
     ) -> None:
+        self.durable = durable
         self.kind = output_kind(path)
         self.path = Path(path)
         self.temp: Path | None = None
@@ -158,7 +165,7 @@ class Output:
         """Flush and, for a regular file, fsync and rename over the path."""
         try:
             self.file.flush()
-            if self.temp is not None:
+            if self.temp is not None and self.durable:
                 os.fsync(self.file.fileno())
         except BrokenPipeError:
             self.abort()
@@ -176,7 +183,8 @@ class Output:
             self.abort()
             raise BadInput(f"cannot write {printable(self.path)}: {_why(e)}") from None
         self.temp = None
-        _fsync_dir(self.path.parent)
+        if self.durable:
+            _fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         """Drop what was written: the old file stays as it was, no temp file is left."""
@@ -199,10 +207,12 @@ class Output:
 
 
 @contextlib.contextmanager
-def open_output(path: str | os.PathLike[str], wait: bool = True) -> Iterator[IO[bytes]]:
+def open_output(
+    path: str | os.PathLike[str], wait: bool = True, durable: bool = True
+) -> Iterator[IO[bytes]]:
     """``with open_output(p) as f: f.write(...)``: see :class:`Output`.  An OSError
     while writing becomes BadInput naming the path."""
-    out = Output(path, wait=wait)
+    out = Output(path, wait=wait, durable=durable)
     try:
         yield out.file
     except BrokenPipeError:

@@ -17,6 +17,7 @@ has expired (``LeapTable.expired``).
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
 from dataclasses import dataclass
@@ -112,6 +113,17 @@ class LeapPolicy:
 
     def __init__(self, table: LeapTable | None = None) -> None:
         self.table = table
+        # Sorted once: the guard counts the leaps between two labels for every
+        # sample (issue 12: CPU).
+        self._ends = sorted(table.ends) if table is not None else []
+
+    def inserted_between(self, lo: int, hi: int) -> int:
+        """Leap seconds the list speaks for whose following second lies in (lo, hi]."""
+        table, ends = self.table, self._ends
+        if table is None:
+            return 0
+        i, j = bisect.bisect_right(ends, lo), bisect.bisect_right(ends, hi)
+        return sum(1 for e in ends[i:j] if table.authoritative(e - 1))
 
     def authoritative(self, utc_s: int) -> bool:
         return self.table is not None and self.table.authoritative(utc_s)

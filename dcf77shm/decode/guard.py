@@ -191,11 +191,9 @@ class HeldClock:
 
 def _inserted(a: int, b: int, leaps: LeapPolicy) -> int:
     """Leap seconds inserted between labels a and b (signed), as far as the list knows."""
-    table = leaps.table
-    if table is None:
-        return 0
-    lo, hi, sign = (a, b, 1) if a <= b else (b, a, -1)
-    return sign * sum(1 for e in table.ends if lo < e <= hi and table.authoritative(e - 1))
+    if a <= b:
+        return leaps.inserted_between(a, b)
+    return -leaps.inserted_between(b, a)
 
 
 @dataclass(slots=True)

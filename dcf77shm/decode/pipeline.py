@@ -187,11 +187,14 @@ class Pipeline:
 
     def _run(self, events: list[DecoderEvent]) -> list[Event]:
         """The decoder's events (on the timeline) through the guard, relabelled."""
+        if not events:  # most edges end no second
+            return []
         g = self.guard
         out: list[Event] = []
         for ev in events:
             if isinstance(ev, Sample):
-                out += g.sample(replace(ev, mono_ns=ev.receive_ns))
+                # Built, not dataclasses.replace()d: once a second (issue 12: CPU).
+                out += g.sample(Sample(ev.receive_ns, ev.clock_ns, ev.leap, ev.receive_ns))
             elif isinstance(ev, MinuteReport):
                 out.append(ev)
                 out += g.minute(ev, ev.marker_ns)
@@ -223,7 +226,7 @@ class Pipeline:
 
 def _relabel(s: Sample, tb: _Timebase, steady: bool) -> Sample:
     tl = s.mono_ns if s.mono_ns is not None else s.receive_ns
-    return replace(s, receive_ns=tb.system(tl), mono_ns=tl if steady else None)
+    return Sample(tb.system(tl), s.clock_ns, s.leap, tl if steady else None)
 
 
 def decode_edges(

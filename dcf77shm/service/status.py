@@ -243,7 +243,10 @@ class Monitor(RunHooks):
         try:
             # A regular file renamed into place, never through a symlink; a FIFO
             # only while someone reads it (the clock must not wait for a reader).
-            with open_output(path, wait=False) as f:
+            # Not fsync'd: a snapshot of a running daemon is worthless after a
+            # power cut (its pid is gone), and in /run (tmpfs) an fsync does
+            # nothing; on a disk the two fsyncs were most of a write's cost.
+            with open_output(path, wait=False, durable=False) as f:
                 f.write(text.encode("utf-8"))
         except Dcf77Error as e:
             # Observability must never stop the clock: warn once per file.

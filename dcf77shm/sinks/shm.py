@@ -134,29 +134,33 @@ def user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
-    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
+def _table(proc: Path) -> list[list[str]]:
+    """The rows of /proc/sysvipc/shm, split (none when it cannot be read)."""
     try:
         lines = proc.read_text().splitlines()[1:]
     except OSError:
         return []
-    out = []
-    for line in lines:
-        # key shmid perms size cpid lpid nattch uid gid cuid ...; perms is octal
-        # and may carry SHM_DEST/SHM_LOCKED bits above 0777
-        f = line.split()
-        if len(f) >= 10:
-            out.append(
-                SegmentInfo(
-                    int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]),
-                    int(f[9]), int(f[4]),
-                )
-            )  # fmt: skip
-    return out
+    # key shmid perms size cpid lpid nattch uid gid cuid ...
+    return [f for f in map(str.split, lines) if len(f) >= 10]
+
+
+def _info(f: list[str]) -> SegmentInfo:
+    # perms is octal and may carry SHM_DEST/SHM_LOCKED bits above 0777
+    return SegmentInfo(
+        int(f[0]), int(f[1]), int(f[2], 8) & 0o777, int(f[3]), int(f[6]), int(f[7]), int(f[9]),
+        int(f[4]),
+    )  # fmt: skip
+
+
+def segments(proc: Path = Path("/proc/sysvipc/shm")) -> list[SegmentInfo]:
+    """Every segment of this IPC namespace (an empty list when /proc cannot be read)."""
+    return [_info(f) for f in _table(proc)]
 
 
 def segment_info(key: int, proc: Path = Path("/proc/sysvipc/shm")) -> SegmentInfo | None:
-    return next((s for s in segments(proc) if s.key == key), None)
+    # Only the row of ``key`` is parsed whole: the sink looks its segment up
+    # every RECHECK_S samples, and a host may list hundreds (issue 12: CPU).
+    return next((_info(f) for f in _table(proc) if int(f[0]) == key), None)
 
 
 # The segment holds one sample and chrony reads it every 2^dpoll s (0.5 s with
@@ -168,6 +172,10 @@ MIN_SPACING_NS = 600_000_000
 
 class ShmSink:
     min_spacing_ns = MIN_SPACING_NS
+    # A write to the segment cannot go undelivered; the runner compares this
+    # around every publish, as for SOCK (an attribute found, not an
+    # AttributeError raised and caught each second).
+    dropped = 0
 
     def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
@@ -280,8 +288,9 @@ class ShmSink:
             st.fields_for(sample.receive_ns, sample.clock_ns, int(sample.leap), self.precision),
             layout,
         )
-        head = st.unpack(mem.read(layout.value), layout)
-        if head.count != self._count:
+        # Only the count is checked: 4 bytes, not the whole segment unpacked.
+        (found,) = _INT.unpack(mem.read(4, st.COUNT_OFFSET))
+        if found != self._count:
             # chrony only ever clears `valid`; a count we did not write is a
             # second writer (gpsd, another dcf77shm) on this unit.
             self.foreign_writes += 1
@@ -290,7 +299,7 @@ class ShmSink:
                     "%s: another program writes this segment (count %d, expected %d); "
                     "chrony would mix two clocks: give one of them another unit",
                     self.description,
-                    head.count,
+                    found,
                     self._count,
                 )
         voff = st.valid_offset(layout)
@@ -298,7 +307,7 @@ class ShmSink:
         # one that only checks valid never takes a half-written sample.
         # Python cannot issue a memory barrier; each write is a separate C
         # call, and samples come one per second, far from the reader's race.
-        count = st.int32(head.count + 1)
+        count = st.int32(found + 1)
         mem.write(_i32(0), voff)
         mem.write(_i32(count), st.COUNT_OFFSET)
         mem.write(img[8:voff], 8)
@@ -315,5 +324,5 @@ class ShmSink:
             mem.detach()  # never remove: chronyd may be attached
 
 
-def _i32(v: int) -> bytes:
-    return struct.pack("=i", v)
+_INT = struct.Struct("=i")  # a C int, as count and valid are
+_i32 = _INT.pack

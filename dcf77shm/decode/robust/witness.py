@@ -62,34 +62,38 @@ class CountWitness:
         """Record a measured symbol; returns its match with the unshifted count."""
         if symbol is None:
             return 0
-        row = []
         silent = symbol == SILENT
+        # The shifted labels mostly fall in the same minute: one lookup for it.
+        k0 = label_s % 60
+        here = self._minute(label_s - k0)
+        row = []
         for d in _ALL:
-            lab = label_s + d
-            k = lab % 60
-            p = self._minute(lab - k)[k]
+            k = k0 + d
+            if 0 <= k < 60:
+                p = here[k]
+            else:
+                lab = label_s + d
+                p = self._minute(lab - lab % 60)[lab % 60]
             if p < 0 or (silent and p != SILENT):
                 row.append(0)  # receivers lose pulses: a silence proves little
             else:
                 row.append(1 if p == symbol else -1)
         h, sums, recent, persist = self._hist, self._sums, self._recent, self._persist
         h.append(row)
-        for i in range(len(row)):
-            sums[i] += row[i]
-            recent[i] += row[i]
-            persist[i] += row[i]
+        for i, v in enumerate(row):
+            if v:
+                sums[i] += v
+                recent[i] += v
+                persist[i] += v
         if len(h) > RECENT:
-            old = h[-RECENT - 1]
-            for i in range(len(old)):
-                recent[i] -= old[i]
+            for i, v in enumerate(h[-RECENT - 1]):
+                recent[i] -= v
         if len(h) > PERSIST:
-            old = h[-PERSIST - 1]
-            for i in range(len(old)):
-                persist[i] -= old[i]
+            for i, v in enumerate(h[-PERSIST - 1]):
+                persist[i] -= v
         if len(h) > DEPTH:
-            old = h.popleft()
-            for i in range(len(old)):
-                sums[i] -= old[i]
+            for i, v in enumerate(h.popleft()):
+                sums[i] -= v
         return row[0]
 
     def lead(self) -> tuple[int, int]:
