@@ -351,6 +351,7 @@ class _Passing:
 class _SpacedSink:
     description = "spaced"
     min_spacing_ns = 600 * MS
+    dropped = 0
 
     def __init__(self, mono: list[int]) -> None:
         self.mono = mono

@@ -281,13 +281,13 @@ class Runner:
         self._write(s)
 
     def _write(self, s: Sample) -> None:
-        lost_before = getattr(self.sink, "dropped", 0)
+        lost_before = self.sink.dropped
         try:
             self.sink.publish(s)
         except ValueError as e:  # a time the sink's format cannot hold (32-bit time_t)
             self._drop(s, DropReason.SINK_REFUSED, str(e))
             return
-        if getattr(self.sink, "dropped", 0) != lost_before:
+        if self.sink.dropped != lost_before:
             # Counted as what it is: a second chronyd never got (SOCK: no
             # socket, refused, or not reading), not as published.
             self._drop(s, DropReason.UNDELIVERED, "the sink could not deliver it")

@@ -25,6 +25,7 @@ class Sink(Protocol):
     on, ``close`` is idempotent and never destroys what chrony is attached to."""
 
     description: str
+    dropped: int  # samples it could not deliver (SOCK: no reader); an SHM write cannot fail
 
     def open(self) -> None: ...
 

@@ -172,10 +172,7 @@ MIN_SPACING_NS = 600_000_000
 
 class ShmSink:
     min_spacing_ns = MIN_SPACING_NS
-    # A write to the segment cannot go undelivered; the runner compares this
-    # around every publish, as for SOCK (an attribute found, not an
-    # AttributeError raised and caught each second).
-    dropped = 0
+    dropped = 0  # a write to the segment cannot go undelivered
 
     def __init__(self, unit: int, precision: int = DEFAULT_PRECISION) -> None:
         self.unit = unit
