@@ -218,8 +218,7 @@ def run_all(groups: list[Group], st: Settings) -> list[RunResult]:
 
 
 def run_line(r: RunResult) -> str:
-    errs = [s.err_s for s in r.snaps if s.selected and s.t_s >= 480]
-    rms = f"{1e3 * math.sqrt(statistics.fmean(e * e for e in errs)):.2f}" if errs else "-"
+    rms = _f(_rms([s.err_s * 1e3 for s in r.snaps if s.selected and s.t_s >= 480]), 2)
     return (
         f"{time.strftime('%H:%M:%S')} done  {r.signal} seed {r.seed} {r.line}: RMS from 8 min "
         f"{rms} ms, #* {_f(r.selected_s, 0)} s, published {r.published}, chrony took "
